@@ -1,0 +1,1 @@
+"""The registry office's own rules, free of BPMN and Flask."""
