@@ -1,0 +1,924 @@
+"""The engine: deploy versions, start and advance cases, durably, one transaction per step.
+
+Concurrency: a step locks its case — `BEGIN IMMEDIATE` on SQLite, `SELECT … FOR UPDATE` on
+PostgreSQL — and its final UPDATE also checks the case's `lock_version`, so two clerks finishing
+parallel branches at once never lose either's work: one wins, the other gets `Conflict` and can
+retry on the new version. The task list reads only the `human_task` table.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
+
+from domain import calendar
+from domain.clock import SHANGHAI, Clock
+from domain.roles import ROLES
+from engine import deployment, sandbox, spiff
+from engine.errors import CaseNotActive, Conflict, InvalidInput, NotFound, NotPermitted, TaskNotReady
+from engine.spiff import AppParser, SpecBundle
+from engine.steps import (
+    Step,
+    StepScriptEngine,
+    advance,
+    message_event,
+    ready_human_tasks,
+    scheduled_jobs,
+    waiting_message_names,
+)
+from handlers.registry import OperatorRegistry, default_registry
+from storage.db import Database
+from storage.models import (
+    Case,
+    CaseEvent,
+    Counter,
+    HumanTask,
+    InboundMessage,
+    Incident,
+    Outbox,
+    ProcessVersion,
+    TimerJob,
+    WorkdayOverride,
+)
+
+ACTIVE_STATUSES = ("active", "suspended")
+MANAGERS = frozenset({"supervisor", "admin"})
+MAX_DATA_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a user with roles, or the engine itself."""
+
+    name: str
+    roles: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, name: str, *roles: str) -> Actor:
+        return cls(name, frozenset(roles))
+
+    def has(self, role: str | None) -> bool:
+        return role is None or role in self.roles
+
+    @property
+    def manages(self) -> bool:
+        return bool(self.roles & MANAGERS)
+
+
+SYSTEM = Actor("system", frozenset(ROLES))
+
+
+@dataclass
+class EngineSettings:
+    step_time_limit: float = 10.0  # seconds of script and handler time per step
+    default_retries: int = 3  # when the diagram's serviceTaskOperator has no <retry>
+    retry_delay: float = 10.0  # seconds before the first retry
+    retry_backoff_base: int = 2
+    retry_max_delay: float = 3600.0
+    job_lock_seconds: float = 120.0  # a claimed job returns to the pool if its worker dies
+    job_batch: int = 50
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    id: int
+    process_id: str
+    version: int
+    roles: dict[tuple[str, str], str]  # (process id, bpmn id) -> role, for the version and its callees
+    names: dict[tuple[str, str], str]
+    forms: dict[tuple[str, str], str]
+
+
+@dataclass(frozen=True)
+class CaseRef:
+    id: int
+    case_number: str
+    status: str
+    lock_version: int
+
+
+@dataclass
+class JobRun:
+    fired: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(self, db: Database, registry: OperatorRegistry | None = None, clock: Clock | None = None,
+                 settings: EngineSettings | None = None) -> None:
+        self.db = db
+        self.registry = registry if registry is not None else default_registry()
+        self.clock = clock or Clock()
+        self.settings = settings or EngineSettings()
+        self._specs: dict[int, SpecBundle] = {}
+        self._infos: dict[int, VersionInfo] = {}
+        self._lock = threading.RLock()
+        self.serializer = spiff.make_serializer(self._spec_bundle)
+        self.environment = sandbox.SandboxEnvironment(sandbox.default_helpers(self.clock.now))
+        self._calendar_loaded = False
+
+    # ================================================================== deployments
+
+    def deploy(self, files: list[tuple[str, bytes]], deployed_by: str, comment: str | None = None
+               ) -> list[deployment.DeployedVersion]:
+        return deployment.deploy(self.db, self.registry, files, deployed_by=deployed_by, now=self.clock.now(),
+                                 comment=comment)
+
+    def deploy_paths(self, paths: Iterable[str | Path], deployed_by: str, comment: str | None = None
+                     ) -> list[deployment.DeployedVersion]:
+        return self.deploy(deployment.read_paths(paths), deployed_by, comment)
+
+    def versions(self, process_id: str | None = None) -> list[dict[str, Any]]:
+        with self.db.read() as s:
+            running = dict(s.execute(
+                select(Case.process_version_id, func.count()).where(Case.status.in_(ACTIVE_STATUSES))
+                .group_by(Case.process_version_id)).all())
+            query = select(ProcessVersion).order_by(ProcessVersion.process_id, ProcessVersion.version)
+            if process_id:
+                query = query.where(ProcessVersion.process_id == process_id)
+            return [{
+                "id": pv.id, "process_id": pv.process_id, "version": pv.version, "name": pv.name,
+                "sha256": pv.sha256, "deployed_by": pv.deployed_by, "deployed_at": pv.deployed_at,
+                "comment": pv.comment, "running_cases": running.get(pv.id, 0),
+                "dependencies": pv.dependencies,
+            } for pv in s.scalars(query)]
+
+    def _spec_bundle(self, version_id: int) -> SpecBundle:
+        bundle = self._specs.get(version_id)
+        if bundle is not None:
+            return bundle
+        with self._lock:
+            if version_id not in self._specs:
+                self._load_version(version_id)
+            return self._specs[version_id]
+
+    def version_info(self, version_id: int) -> VersionInfo:
+        info = self._infos.get(version_id)
+        if info is None:
+            with self._lock:
+                if version_id not in self._infos:
+                    self._load_version(version_id)
+                info = self._infos[version_id]
+        return info
+
+    def _load_version(self, version_id: int) -> None:
+        with self.db.read() as s:
+            pv = s.get(ProcessVersion, version_id)
+            if pv is None:
+                raise NotFound(f"process version {version_id} does not exist")
+            closure = deployment.version_closure(s, pv)
+            parser = AppParser(validator=None)
+            roles: dict[tuple[str, str], str] = {}
+            names: dict[tuple[str, str], str] = {}
+            forms: dict[tuple[str, str], str] = {}
+            for member in closure:
+                parser.add_bpmn_str(member.bpmn_xml.encode("utf-8"), filename=member.filename)
+                meta = member.meta or {}
+                for node, role in (meta.get("roles") or {}).items():
+                    roles[(member.process_id, node)] = role
+                for node, name in (meta.get("names") or {}).items():
+                    names[(member.process_id, node)] = name
+            spec = parser.get_spec(pv.process_id)
+            subs = parser.get_subprocess_specs(pv.process_id)
+            for process_spec in (spec, *subs.values()):
+                for task_spec in process_spec.task_specs.values():
+                    props = (getattr(task_spec, "extensions", None) or {}).get("properties") or {}
+                    if props.get("formJsonSchemaFilename"):
+                        forms[(process_spec.name, task_spec.bpmn_id)] = props["formJsonSchemaFilename"]
+            self._specs[version_id] = (spec, subs)
+            self._infos[version_id] = VersionInfo(pv.id, pv.process_id, pv.version, roles, names, forms)
+
+    def latest_version_id(self, session: Session, process_id: str) -> int:
+        pv = deployment.latest_version(session, process_id)
+        if pv is None:
+            raise NotFound(f"no process '{process_id}' is deployed")
+        return pv.id
+
+    # ================================================================== cases
+
+    def start_case(self, process_id: str, data: dict[str, Any] | None, actor: Actor,
+                   summary: dict[str, Any] | None = None) -> CaseRef:
+        data = _check_data(data or {})
+        self._ensure_calendar()
+        now = self.clock.now()
+        with self.db.write() as s:
+            version_id = self.latest_version_id(s, process_id)
+            info = self.version_info(version_id)
+            spec, subs = self._spec_bundle(version_id)
+            case = Case(
+                case_number=self._next_case_number(s, now), process_id=process_id, process_version_id=version_id,
+                status="active", open_incidents=0, buffered_messages=0, lock_version=0, started_by=actor.name,
+                started_at=now, updated_at=now, summary=summary or {}, state=b"",
+            )
+            s.add(case)
+            s.flush()
+            step = Step(self, case, actor.name, now, info)
+            workflow = BpmnWorkflow(spec, subs)
+            workflow.spec_ref = version_id
+            workflow.task_tree.data.update(data)
+            for task in workflow.get_tasks(state=TaskState.READY):
+                task.data.update(data)
+            step.event("case_started", None, process_id=process_id, version=info.version, data=data)
+            self._run(step, workflow, lambda wf: None)
+            self._save(s, step, workflow, before_ready={}, before_jobs={}, new=True)
+            return CaseRef(case.id, case.case_number, case.status, case.lock_version)
+
+    def _next_case_number(self, s: Session, now: datetime) -> str:
+        year = now.astimezone(SHANGHAI).year
+        value = next_counter(s, f"case:{year}")
+        return f"{year}-{value:06d}"
+
+    def complete_task(self, task_id: int, data: dict[str, Any] | None, actor: Actor,
+                      expected_version: int | None = None) -> CaseRef:
+        data = _check_data(data or {})
+        with self._case_step(task_id=task_id, actor=actor, expected_version=expected_version) as (s, step, wf, ht):
+            task = wf.get_task_from_id(UUID(ht.task_guid))
+            if task is None or task.state != TaskState.READY:
+                state = TaskState.get_name(task.state) if task is not None else "gone"
+                raise TaskNotReady(f"任务「{ht.name or ht.bpmn_id}」当前状态为 {state}，不能办理")
+            if ht.assignee and ht.assignee != actor.name and not actor.manages:
+                raise NotPermitted(f"任务「{ht.name or ht.bpmn_id}」已由 {ht.assignee} 认领")
+            task.data.update(data)
+            step.event("task_completed", task, data=data)
+            try:
+                task.run()
+            except Exception as err:  # noqa: BLE001 — a failing post-script is an incident, not a 500
+                step.incident("script_error", f"{type(err).__name__}: {err}", task)
+            self._run(step, wf, self._deliverer(s, step))
+        return self._ref(step.case)
+
+    def claim_task(self, task_id: int, actor: Actor) -> None:
+        with self.db.write() as s:
+            ht = self._task_for_update(s, task_id)
+            self._check_task_role(ht, actor)
+            if ht.assignee and ht.assignee != actor.name:
+                raise Conflict(f"任务「{ht.name or ht.bpmn_id}」已由 {ht.assignee} 认领")
+            if ht.assignee == actor.name:
+                return
+            ht.assignee = actor.name
+            ht.claimed_at = self.clock.now()
+            self._audit(s, ht.case_id, actor.name, "task_claimed", ht)
+
+    def release_task(self, task_id: int, actor: Actor) -> None:
+        with self.db.write() as s:
+            ht = self._task_for_update(s, task_id)
+            if ht.assignee is None:
+                return
+            if ht.assignee != actor.name and not actor.manages:
+                raise NotPermitted(f"任务由 {ht.assignee} 认领，只有本人或主管可以释放")
+            self._audit(s, ht.case_id, actor.name, "task_released", ht, previous=ht.assignee)
+            ht.assignee = None
+            ht.claimed_at = None
+
+    def reassign_task(self, task_id: int, to_user: str, actor: Actor, reason: str | None = None) -> None:
+        """Backup posts (顶岗补位): a supervisor hands a task to another clerk."""
+        if not actor.manages:
+            raise NotPermitted("只有主管可以转派任务")
+        if not to_user.strip():
+            raise InvalidInput("请指定接手人")
+        with self.db.write() as s:
+            ht = self._task_for_update(s, task_id)
+            self._audit(s, ht.case_id, actor.name, "task_reassigned", ht, previous=ht.assignee, to=to_user,
+                        reason=reason)
+            ht.assignee = to_user
+            ht.claimed_at = self.clock.now()
+
+    def reassign_all(self, from_user: str, to_user: str, actor: Actor, reason: str | None = None) -> int:
+        """Move every open task an absent clerk holds to a colleague; returns how many moved."""
+        if not actor.manages:
+            raise NotPermitted("只有主管可以转派任务")
+        with self.db.write() as s:
+            tasks = s.scalars(select(HumanTask).where(HumanTask.state == "open", HumanTask.assignee == from_user)
+                              .with_for_update()).all()
+            for ht in tasks:
+                self._audit(s, ht.case_id, actor.name, "task_reassigned", ht, previous=from_user, to=to_user,
+                            reason=reason)
+                ht.assignee = to_user
+                ht.claimed_at = self.clock.now()
+            return len(tasks)
+
+    def send_message(self, case_id: int, name: str, payload: dict[str, Any] | None, actor: Actor,
+                     key: str | None = None) -> dict[str, Any]:
+        """Hand a message to a case; it is delivered now if the case waits for it, else buffered."""
+        payload = _check_data(payload or {})
+        if not name or not name.strip():
+            raise InvalidInput("message name is empty")
+        with self.db.write() as s:
+            if key is not None:
+                existing = s.scalars(select(InboundMessage).where(InboundMessage.idempotency_key == key)).first()
+                if existing is not None:
+                    return {"id": existing.id, "delivered": existing.delivered_at is not None, "duplicate": True}
+            case = self._lock_case(s, case_id)
+            if case.status in ("completed", "cancelled"):
+                raise CaseNotActive(f"案件 {case.case_number} 已{_status_label(case.status)}，不能再接收消息")
+            msg = InboundMessage(case_id=case.id, name=name, payload=payload, received_at=self.clock.now(),
+                                 received_from=actor.name, idempotency_key=key)
+            s.add(msg)
+            case.buffered_messages += 1
+            s.flush()
+            self._audit(s, case.id, actor.name, "message_received", None, name=name, message_id=msg.id)
+            if case.status == "active":
+                step, wf, before_ready, before_jobs = self._open_step(s, case, actor)
+                self._run(step, wf, self._deliverer(s, step))
+                self._save(s, step, wf, before_ready, before_jobs)
+            return {"id": msg.id, "delivered": msg.delivered_at is not None, "duplicate": False}
+
+    def cancel_case(self, case_id: int, reason: str, actor: Actor) -> None:
+        self._require_reason(reason)
+        with self.db.write() as s:
+            case = self._lock_case(s, case_id)
+            if case.status in ("completed", "cancelled"):
+                raise CaseNotActive(f"案件 {case.case_number} 已{_status_label(case.status)}")
+            step, wf, before_ready, before_jobs = self._open_step(s, case, actor)
+            wf.cancel()
+            step.event("case_cancelled", None, reason=reason)
+            case.status = "cancelled"
+            case.status_reason = reason
+            case.ended_at = step.now
+            for inc in s.scalars(select(Incident).where(Incident.case_id == case.id, Incident.status == "open")):
+                inc.status, inc.resolved_by, inc.resolved_at = "resolved", actor.name, step.now
+                inc.comment = f"案件撤销：{reason}"
+            case.open_incidents = 0
+            self._save(s, step, wf, before_ready, before_jobs)
+
+    def suspend_case(self, case_id: int, reason: str, actor: Actor) -> None:
+        self._require_reason(reason)
+        with self.db.write() as s:
+            case = self._lock_case(s, case_id)
+            if case.status != "active":
+                raise CaseNotActive(f"案件 {case.case_number} 当前{_status_label(case.status)}，不能挂起")
+            case.status, case.status_reason = "suspended", reason
+            case.lock_version += 1
+            case.updated_at = self.clock.now()
+            self._audit(s, case.id, actor.name, "case_suspended", None, reason=reason)
+
+    def resume_case(self, case_id: int, reason: str, actor: Actor) -> None:
+        self._require_reason(reason)
+        with self.db.write() as s:
+            case = self._lock_case(s, case_id)
+            if case.status != "suspended":
+                raise CaseNotActive(f"案件 {case.case_number} 当前{_status_label(case.status)}，不能恢复")
+            case.status, case.status_reason = "active", None
+            self._audit(s, case.id, actor.name, "case_resumed", None, reason=reason)
+            step, wf, before_ready, before_jobs = self._open_step(s, case, actor)
+            self._run(step, wf, self._deliverer(s, step))
+            self._save(s, step, wf, before_ready, before_jobs)
+
+    # ================================================================== incidents
+
+    def incidents(self, status: str | None = "open", case_id: int | None = None) -> list[dict[str, Any]]:
+        with self.db.read() as s:
+            q = select(Incident, Case.case_number).join(Case, Case.id == Incident.case_id).order_by(Incident.id)
+            if status:
+                q = q.where(Incident.status == status)
+            if case_id is not None:
+                q = q.where(Incident.case_id == case_id)
+            return [{
+                "id": inc.id, "case_id": inc.case_id, "case_number": number, "task_guid": inc.task_guid,
+                "bpmn_id": inc.bpmn_id, "kind": inc.kind, "message": inc.message, "details": inc.details,
+                "status": inc.status, "created_at": inc.created_at, "retries": inc.retries,
+                "resolved_by": inc.resolved_by, "comment": inc.comment,
+            } for inc, number in s.execute(q)]
+
+    def retry_incident(self, incident_id: int, actor: Actor, comment: str | None = None) -> dict[str, Any]:
+        """Run the failed step again now; returns the incident as it stands afterwards."""
+        with self.db.write() as s:
+            inc = self._open_incident(s, incident_id)
+            case = self._lock_case(s, inc.case_id)
+            if case.status != "active":
+                raise CaseNotActive(f"案件 {case.case_number} 当前{_status_label(case.status)}，请先恢复再重试")
+            step, wf, before_ready, before_jobs = self._open_step(s, case, actor)
+            inc.retries += 1
+            task = wf.get_task_from_id(UUID(inc.task_guid)) if inc.task_guid else None
+            if task is not None and task.state in (TaskState.STARTED, TaskState.ERROR):
+                for key in ("incident", "attempts", "retry_at", "last_error"):
+                    task.internal_data.pop(key, None)
+                task._set_state(TaskState.READY)
+            step.event("incident_retried", task, incident_id=inc.id, comment=comment)
+            self._run(step, wf, self._deliverer(s, step))
+            self._save(s, step, wf, before_ready, before_jobs)
+            return {"id": inc.id, "status": inc.status, "message": inc.message, "retries": inc.retries}
+
+    def resolve_incident(self, incident_id: int, comment: str, actor: Actor,
+                         result: dict[str, Any] | None = None) -> None:
+        """Close an incident. With `result`, the failed service task is completed with it instead.
+
+        Without a result the incident may only be closed if nothing in the case still waits on it;
+        otherwise the case would be stuck with no one told.
+        """
+        self._require_reason(comment, what="说明")
+        with self.db.write() as s:
+            inc = self._open_incident(s, incident_id)
+            case = self._lock_case(s, inc.case_id)
+            step, wf, before_ready, before_jobs = self._open_step(s, case, actor)
+            task = wf.get_task_from_id(UUID(inc.task_guid)) if inc.task_guid else None
+            blocked = task is not None and task.state in (TaskState.STARTED, TaskState.ERROR)
+            if result is not None:
+                if task is None or not blocked:
+                    raise InvalidInput("该事件对应的任务已不在等待状态，不能以结果完成")
+                result = _check_data(result)
+                for key in ("incident", "attempts", "retry_at", "last_error"):
+                    task.internal_data.pop(key, None)
+                variable = getattr(task.task_spec, "result_variable", None)
+                if variable:
+                    task.data[variable] = result
+                else:
+                    task.data.update(result)
+                task._set_state(TaskState.READY)
+                task.complete()
+            elif blocked and case.status in ACTIVE_STATUSES:
+                raise InvalidInput(
+                    f"任务 {inc.bpmn_id} 仍因此事件停止；请重试、给出结果以完成该任务，或撤销案件")
+            self._close_incident(inc, actor.name, step.now, comment)
+            case.open_incidents = max(0, case.open_incidents - 1)
+            step.event("incident_resolved", task, incident_id=inc.id, comment=comment, with_result=result is not None)
+            if case.status == "active":
+                self._run(step, wf, self._deliverer(s, step))
+            self._save(s, step, wf, before_ready, before_jobs)
+
+    # ================================================================== timers and retries
+
+    def run_due_jobs(self, worker: str = "worker", limit: int | None = None) -> JobRun:
+        """Fire due timers and service retries. Safe with many workers: each job is claimed once."""
+        run = JobRun()
+        self._ensure_calendar()
+        for job_id in self._claim_jobs(worker, limit or self.settings.job_batch):
+            try:
+                if self._run_job(job_id, worker):
+                    run.fired += 1
+                else:
+                    run.skipped += 1
+            except Exception as err:  # noqa: BLE001 — one bad job must not stop the others
+                run.failed += 1
+                run.errors.append(f"job {job_id}: {type(err).__name__}: {err}")
+                self._job_failed(job_id, err)
+        return run
+
+    def _claim_jobs(self, worker: str, limit: int) -> list[int]:
+        now = self.clock.now()
+        until = now + timedelta(seconds=self.settings.job_lock_seconds)
+        with self.db.write() as s:
+            q = (select(TimerJob.id).join(Case, Case.id == TimerJob.case_id)
+                 .where(TimerJob.due_at <= now, Case.status == "active",
+                        or_(TimerJob.locked_until.is_(None), TimerJob.locked_until < now))
+                 .order_by(TimerJob.due_at).limit(limit))
+            if not self.db.is_sqlite:
+                q = q.with_for_update(skip_locked=True, of=TimerJob)
+            ids = list(s.scalars(q))
+            if ids:
+                s.execute(update(TimerJob).where(TimerJob.id.in_(ids)).values(locked_by=worker, locked_until=until))
+            return ids
+
+    def _run_job(self, job_id: int, worker: str) -> bool:
+        with self.db.write() as s:
+            job = s.get(TimerJob, job_id)
+            if job is None or job.locked_by != worker:
+                return False
+            case = self._lock_case(s, job.case_id)
+            s.refresh(job)
+            if case.status != "active":
+                return False
+            step, wf, before_ready, before_jobs = self._open_step(s, case, SYSTEM)
+            task = wf.get_task_from_id(UUID(job.task_guid))
+            if job.kind == "retry" and task is not None and task.state == TaskState.STARTED \
+                    and task.internal_data.get("retry_at"):
+                task.internal_data.pop("retry_at")
+                task._set_state(TaskState.READY)
+                step.event("service_retry", task, attempt=task.internal_data.get("attempts", 0) + 1)
+            elif job.kind == "timer" and task is not None and task.state == TaskState.WAITING:
+                step.event("timer_fired", task, due=job.due_at.isoformat())
+                token = spiff.using_clock(self.clock.now)
+                try:
+                    wf.refresh_timers()
+                finally:
+                    spiff.reset_clock(token)
+            else:
+                s.delete(job)  # stale: the task moved on by another way
+                before_jobs.pop((job.task_guid, job.kind), None)
+                return False
+            self._run(step, wf, self._deliverer(s, step))
+            self._save(s, step, wf, before_ready, before_jobs)
+            return True
+
+    def _job_failed(self, job_id: int, err: Exception) -> None:
+        with self.db.write() as s:
+            job = s.get(TimerJob, job_id)
+            if job is None:
+                return
+            job.attempts += 1
+            job.last_error = f"{type(err).__name__}: {err}"[:2000]
+            job.locked_by = None
+            job.locked_until = self.clock.now() + timedelta(seconds=min(30 * 2 ** job.attempts, 3600))
+            if job.attempts == 5:
+                case = s.get(Case, job.case_id)
+                s.add(Incident(case_id=job.case_id, task_guid=job.task_guid, bpmn_id=job.bpmn_id, kind="engine_error",
+                               message=f"scheduled {job.kind} failed {job.attempts} times: {job.last_error}",
+                               status="open", created_at=self.clock.now(), retries=0))
+                if case is not None:
+                    case.open_incidents += 1
+
+    def next_due(self) -> datetime | None:
+        with self.db.read() as s:
+            return s.scalar(select(func.min(TimerJob.due_at)))
+
+    # ================================================================== outbox
+
+    def deliver_outbox(self, senders: dict[str, Callable[[dict[str, Any], str], None]], worker: str = "worker",
+                       limit: int = 50, max_attempts: int = 8) -> JobRun:
+        """Send pending outbox messages with the sender registered for their topic, each once."""
+        run = JobRun()
+        now = self.clock.now()
+        until = now + timedelta(seconds=self.settings.job_lock_seconds)
+        with self.db.write() as s:
+            q = (select(Outbox.id).where(Outbox.status == "pending", Outbox.due_at <= now,
+                                         or_(Outbox.locked_until.is_(None), Outbox.locked_until < now))
+                 .order_by(Outbox.id).limit(limit))
+            if not self.db.is_sqlite:
+                q = q.with_for_update(skip_locked=True)
+            ids = list(s.scalars(q))
+            if ids:
+                s.execute(update(Outbox).where(Outbox.id.in_(ids)).values(locked_by=worker, locked_until=until))
+        for msg_id in ids:
+            with self.db.read() as s:
+                msg = s.get(Outbox, msg_id)
+                topic, payload, key = msg.topic, dict(msg.payload), msg.idempotency_key
+            sender = senders.get(topic)
+            error = None
+            if sender is None:
+                error = f"no sender is configured for topic '{topic}'"
+            else:
+                try:
+                    sender(payload, key)
+                except Exception as err:  # noqa: BLE001 — recorded on the row, retried with back-off
+                    error = f"{type(err).__name__}: {err}"
+            with self.db.write() as s:
+                msg = s.get(Outbox, msg_id)
+                msg.locked_by = msg.locked_until = None
+                if error is None:
+                    msg.status, msg.delivered_at = "delivered", self.clock.now()
+                    run.fired += 1
+                    continue
+                msg.attempts += 1
+                msg.last_error = error[:2000]
+                run.failed += 1
+                run.errors.append(f"outbox {msg_id}: {error}")
+                if msg.attempts >= max_attempts:
+                    msg.status = "failed"
+                    if msg.case_id is not None:
+                        s.add(Incident(case_id=msg.case_id, kind="outbox_failed", status="open",
+                                       message=f"message '{topic}' could not be sent after {msg.attempts} "
+                                               f"attempts: {error}", created_at=self.clock.now(), retries=0))
+                        case = s.get(Case, msg.case_id)
+                        case.open_incidents += 1
+                else:
+                    msg.due_at = self.clock.now() + timedelta(seconds=min(10 * 2 ** msg.attempts, 3600))
+        return run
+
+    # ================================================================== queries
+
+    def task_list(self, actor: Actor, *, role: str | None = None, mine_only: bool = False, limit: int = 50,
+                  offset: int = 0, search: str | None = None) -> list[dict[str, Any]]:
+        """My tasks and my roles' unclaimed tasks, oldest first."""
+        with self.db.read() as s:
+            q = (select(HumanTask, Case.case_number, Case.process_id, Case.open_incidents, Case.summary)
+                 .join(Case, Case.id == HumanTask.case_id).where(HumanTask.state == "open"))
+            roles = [role] if role else sorted(actor.roles)
+            if mine_only:
+                q = q.where(HumanTask.assignee == actor.name)
+            else:
+                q = q.where(or_(HumanTask.assignee == actor.name,
+                                and_(HumanTask.role.in_(roles), HumanTask.assignee.is_(None))))
+            if search:
+                q = q.where(Case.case_number.like(f"%{_escape_like(search)}%", escape="\\"))
+            q = q.order_by(HumanTask.created_at, HumanTask.id).limit(limit).offset(offset)
+            return [_task_row(ht, number, pid, incidents, summary) for ht, number, pid, incidents, summary in s.execute(q)]
+
+    def case_tasks(self, case_id: int, open_only: bool = True) -> list[dict[str, Any]]:
+        with self.db.read() as s:
+            q = (select(HumanTask, Case.case_number, Case.process_id, Case.open_incidents, Case.summary)
+                 .join(Case, Case.id == HumanTask.case_id).where(HumanTask.case_id == case_id)
+                 .order_by(HumanTask.id))
+            if open_only:
+                q = q.where(HumanTask.state == "open")
+            return [_task_row(ht, number, pid, incidents, summary) for ht, number, pid, incidents, summary in s.execute(q)]
+
+    def get_case(self, case_id: int) -> dict[str, Any]:
+        with self.db.read() as s:
+            case = s.get(Case, case_id)
+            if case is None:
+                raise NotFound(f"案件 {case_id} 不存在")
+            return self._case_dict(s, case)
+
+    def find_case(self, case_number: str) -> dict[str, Any]:
+        with self.db.read() as s:
+            case = s.scalars(select(Case).where(Case.case_number == case_number)).first()
+            if case is None:
+                raise NotFound(f"案件号 {case_number} 不存在")
+            return self._case_dict(s, case)
+
+    def case_data(self, case_id: int) -> dict[str, Any]:
+        """The case's data as its latest finished or waiting task sees it."""
+        with self.db.read() as s:
+            case = s.get(Case, case_id)
+            if case is None:
+                raise NotFound(f"案件 {case_id} 不存在")
+            wf = self._deserialize(case)
+        if wf.is_completed():
+            return dict(wf.data)
+        data: dict[str, Any] = {}
+        reached = TaskState.COMPLETED | TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
+        for task in sorted(wf.get_tasks(state=reached), key=lambda t: t.last_state_change):
+            data.update(task.data)
+        return data
+
+    def history(self, case_id: int) -> list[dict[str, Any]]:
+        with self.db.read() as s:
+            return [{"id": e.id, "at": e.at, "actor": e.actor, "kind": e.kind, "task_guid": e.task_guid,
+                     "bpmn_id": e.bpmn_id, "detail": e.detail}
+                    for e in s.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id))]
+
+    def _case_dict(self, s: Session, case: Case) -> dict[str, Any]:
+        pv = s.get(ProcessVersion, case.process_version_id)
+        return {
+            "id": case.id, "case_number": case.case_number, "process_id": case.process_id,
+            "process_version_id": case.process_version_id, "version": pv.version if pv else None,
+            "status": case.status, "status_reason": case.status_reason, "open_incidents": case.open_incidents,
+            "buffered_messages": case.buffered_messages, "lock_version": case.lock_version,
+            "started_by": case.started_by, "started_at": case.started_at, "updated_at": case.updated_at,
+            "ended_at": case.ended_at, "summary": case.summary,
+        }
+
+    # ================================================================== step machinery
+
+    @contextmanager
+    def _case_step(self, *, task_id: int, actor: Actor, expected_version: int | None
+                   ) -> Iterator[tuple[Session, Step, BpmnWorkflow, HumanTask]]:
+        with self.db.write() as s:
+            ht = s.get(HumanTask, task_id)
+            if ht is None:
+                raise NotFound(f"任务 {task_id} 不存在")
+            case = self._lock_case(s, ht.case_id)
+            s.refresh(ht)
+            if ht.state != "open":
+                by = f"已由 {ht.closed_by} " if ht.closed_by else "已"
+                raise TaskNotReady(f"任务「{ht.name or ht.bpmn_id}」{by}办结或取消，无需再办")
+            self._check_task_role(ht, actor)
+            if case.status != "active":
+                raise CaseNotActive(f"案件 {case.case_number} 当前{_status_label(case.status)}，不能办理任务")
+            if expected_version is not None and case.lock_version != expected_version:
+                raise Conflict(f"案件 {case.case_number} 已被他人更新（版本 {expected_version} → "
+                               f"{case.lock_version}），请刷新后重新提交")
+            step, wf, before_ready, before_jobs = self._open_step(s, case, actor)
+            yield s, step, wf, ht
+            self._save(s, step, wf, before_ready, before_jobs)
+
+    def _open_step(self, s: Session, case: Case, actor: Actor
+                   ) -> tuple[Step, BpmnWorkflow, dict[str, Any], dict[tuple[str, str], tuple[datetime, str]]]:
+        self._ensure_calendar()
+        info = self.version_info(case.process_version_id)
+        step = Step(self, case, actor.name, self.clock.now(), info)
+        wf = self._deserialize(case)
+        wf.script_engine = StepScriptEngine(step, self.environment)
+        return step, wf, ready_human_tasks(wf), scheduled_jobs(wf)
+
+    def _deserialize(self, case: Case) -> BpmnWorkflow:
+        wf = self.serializer.deserialize_json(case.state)
+        return wf
+
+    def _run(self, step: Step, wf: BpmnWorkflow, deliver: Callable[[BpmnWorkflow], bool]) -> None:
+        wf.script_engine = StepScriptEngine(step, self.environment)
+        token = spiff.using_clock(self.clock.now)
+        try:
+            with sandbox.step_deadline(self.settings.step_time_limit):
+                advance(step, wf, deliver)
+        finally:
+            spiff.reset_clock(token)
+
+    def _deliverer(self, s: Session, step: Step) -> Callable[[BpmnWorkflow], bool]:
+        """Delivers buffered messages the case is now waiting for; True if any was delivered."""
+
+        def deliver(wf: BpmnWorkflow) -> bool:
+            case = step.case
+            if case.buffered_messages <= 0:
+                return False
+            waiting = waiting_message_names(wf)
+            if not waiting:
+                return False
+            pending = s.scalars(select(InboundMessage).where(
+                InboundMessage.case_id == case.id, InboundMessage.delivered_at.is_(None),
+                InboundMessage.name.in_(waiting)).order_by(InboundMessage.id)).all()
+            delivered = False
+            for msg in pending:
+                if msg.name not in waiting_message_names(wf):
+                    continue
+                wf.send_event(message_event(msg.name, msg.payload))
+                msg.delivered_at = step.now
+                case.buffered_messages -= 1
+                step.event("message_delivered", None, name=msg.name, message_id=msg.id)
+                delivered = True
+            return delivered
+
+        return deliver
+
+    def _save(self, s: Session, step: Step, wf: BpmnWorkflow, before_ready: dict[str, Any],
+              before_jobs: dict[tuple[str, str], tuple[datetime, str]], new: bool = False) -> None:
+        case = step.case
+        now = step.now
+        info = step.version
+        after_ready = ready_human_tasks(wf) if case.status not in ("cancelled",) else {}
+        for guid in before_ready.keys() - after_ready.keys():
+            task = wf.get_task_from_id(UUID(guid))
+            state = "completed" if task is not None and task.state == TaskState.COMPLETED else "cancelled"
+            s.execute(update(HumanTask).where(HumanTask.task_guid == guid).values(
+                state=state, closed_at=now, closed_by=step.actor if state == "completed" else None))
+        for guid in after_ready.keys() - before_ready.keys():
+            task = after_ready[guid]
+            key = (task.workflow.spec.name, task.task_spec.bpmn_id)
+            s.add(HumanTask(
+                case_id=case.id, task_guid=guid, bpmn_id=task.task_spec.bpmn_id,
+                name=task.task_spec.bpmn_name or info.names.get(key), lane=task.task_spec.lane,
+                role=info.roles.get(key), form=info.forms.get(key), state="open", created_at=now,
+            ))
+        after_jobs = scheduled_jobs(wf) if case.status == "active" or case.status == "suspended" else {}
+        if after_jobs != before_jobs:
+            stale = [k for k in before_jobs if k not in after_jobs or after_jobs[k] != before_jobs[k]]
+            for guid, kind in stale:
+                s.execute(delete(TimerJob).where(TimerJob.case_id == case.id, TimerJob.task_guid == guid,
+                                                 TimerJob.kind == kind))
+            for (guid, kind), (due, bpmn_id) in after_jobs.items():
+                if (guid, kind) not in before_jobs or before_jobs[(guid, kind)] != (due, bpmn_id):
+                    s.add(TimerJob(case_id=case.id, task_guid=guid, bpmn_id=bpmn_id, kind=kind, due_at=due,
+                                   attempts=0))
+        for inc in step.incidents:
+            existing = None
+            if inc["task_guid"]:
+                existing = s.scalars(select(Incident).where(
+                    Incident.case_id == case.id, Incident.task_guid == inc["task_guid"],
+                    Incident.status == "open")).first()
+            if existing is not None:
+                existing.message, existing.kind, existing.details = inc["message"], inc["kind"], inc["details"]
+            else:
+                s.add(Incident(case_id=case.id, status="open", created_at=now, retries=0, **inc))
+                case.open_incidents += 1
+        self._close_recovered_incidents(s, step, wf)
+        for msg in step.outbox:
+            s.add(Outbox(case_id=case.id, created_at=now, due_at=now, attempts=0, status="pending", **msg))
+        if wf.is_completed() and case.status == "active":
+            case.status = "completed"
+            case.ended_at = now
+            step.event("case_completed", None)
+        for ev in step.events:
+            s.add(CaseEvent(case_id=case.id, at=now, actor=step.actor, **ev))
+        state = self.serializer.serialize_json(wf).encode("utf-8")
+        if new:
+            case.state = state
+            case.updated_at = now
+            s.flush()
+            return
+        old_version = case.lock_version
+        result = s.execute(
+            update(Case).where(Case.id == case.id, Case.lock_version == old_version).values(
+                state=state, lock_version=old_version + 1, updated_at=now, status=case.status,
+                ended_at=case.ended_at, open_incidents=case.open_incidents,
+                buffered_messages=case.buffered_messages, status_reason=case.status_reason)
+            .execution_options(synchronize_session=False))
+        if result.rowcount != 1:
+            raise Conflict(f"案件 {case.case_number} 已被他人同时更新，请刷新后重试")
+        case.lock_version = old_version + 1
+        s.expire(case, ["state"])
+
+    def _close_recovered_incidents(self, s: Session, step: Step, wf: BpmnWorkflow) -> None:
+        """An incident whose task has moved on (retry worked, task completed) is closed."""
+        case = step.case
+        if case.open_incidents <= 0:
+            return
+        raised = {inc["task_guid"] for inc in step.incidents}
+        for inc in s.scalars(select(Incident).where(Incident.case_id == case.id, Incident.status == "open")):
+            if not inc.task_guid or inc.task_guid in raised:
+                continue
+            task = wf.get_task_from_id(UUID(inc.task_guid))
+            if task is None or task.state not in (TaskState.STARTED, TaskState.ERROR):
+                self._close_incident(inc, step.actor, step.now, "任务已继续执行")
+                case.open_incidents = max(0, case.open_incidents - 1)
+                step.event("incident_closed", task, incident_id=inc.id)
+
+    @staticmethod
+    def _close_incident(inc: Incident, who: str, when: datetime, comment: str) -> None:
+        inc.status, inc.resolved_by, inc.resolved_at, inc.comment = "resolved", who, when, comment
+
+    def _lock_case(self, s: Session, case_id: int) -> Case:
+        q = select(Case).where(Case.id == case_id).execution_options(populate_existing=True)
+        if not self.db.is_sqlite:
+            q = q.with_for_update()
+        case = s.scalars(q).first()
+        if case is None:
+            raise NotFound(f"案件 {case_id} 不存在")
+        return case
+
+    def _task_for_update(self, s: Session, task_id: int) -> HumanTask:
+        q = select(HumanTask).where(HumanTask.id == task_id)
+        if not self.db.is_sqlite:
+            q = q.with_for_update()
+        ht = s.scalars(q).first()
+        if ht is None:
+            raise NotFound(f"任务 {task_id} 不存在")
+        if ht.state != "open":
+            raise TaskNotReady(f"任务「{ht.name or ht.bpmn_id}」已办结或取消")
+        return ht
+
+    @staticmethod
+    def _check_task_role(ht: HumanTask, actor: Actor) -> None:
+        if not actor.has(ht.role):
+            raise NotPermitted(f"任务「{ht.name or ht.bpmn_id}」属于「{ROLES.get(ht.role or '', ht.role)}」岗位，"
+                               f"{actor.name} 没有该岗位")
+
+    def _open_incident(self, s: Session, incident_id: int) -> Incident:
+        inc = s.get(Incident, incident_id)
+        if inc is None:
+            raise NotFound(f"事件 {incident_id} 不存在")
+        if inc.status != "open":
+            raise Conflict(f"事件 {incident_id} 已由 {inc.resolved_by} 处理")
+        return inc
+
+    def _audit(self, s: Session, case_id: int, actor: str, kind: str, ht: HumanTask | None, **detail: Any) -> None:
+        s.add(CaseEvent(case_id=case_id, at=self.clock.now(), actor=actor, kind=kind,
+                        task_guid=ht.task_guid if ht else None, bpmn_id=ht.bpmn_id if ht else None,
+                        detail={k: v for k, v in detail.items() if v is not None}))
+
+    @staticmethod
+    def _require_reason(reason: str | None, what: str = "原因") -> None:
+        if not reason or not reason.strip():
+            raise InvalidInput(f"请填写{what}")
+
+    @staticmethod
+    def _ref(case: Case) -> CaseRef:
+        return CaseRef(case.id, case.case_number, case.status, case.lock_version)
+
+    def _ensure_calendar(self) -> None:
+        """Load the working-day override table once per process (admins change it rarely)."""
+        if self._calendar_loaded:
+            return
+        with self.db.read() as s:
+            rows = s.execute(select(WorkdayOverride.day, WorkdayOverride.is_workday)).all()
+        if rows:
+            calendar.set_overrides({day: flag for day, flag in rows})
+        self._calendar_loaded = True
+
+
+# ---------------------------------------------------------------------------- helpers
+
+def next_counter(s: Session, name: str) -> int:
+    """The next value of a gapless counter; atomic under concurrency on both databases."""
+    dialect = s.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(Counter).values(name=name, value=1)
+    stmt = stmt.on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + 1})
+    return int(s.execute(stmt.returning(Counter.value)).scalar_one())
+
+
+def _check_data(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InvalidInput(f"data must be an object of field names and values, not {type(data).__name__}")
+    try:
+        encoded = json.dumps(data, ensure_ascii=False)
+    except (TypeError, ValueError) as err:
+        raise InvalidInput(f"data must be JSON: {err}") from None
+    if len(encoded.encode()) > MAX_DATA_BYTES:
+        raise InvalidInput(f"data is {len(encoded.encode())} bytes; the limit is {MAX_DATA_BYTES}")
+    bad = [k for k in data if not isinstance(k, str) or not k.isidentifier() or k.startswith("_")]
+    if bad:
+        raise InvalidInput(f"field names must be identifiers not starting with '_': {', '.join(map(str, bad))}")
+    return json.loads(encoded)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _status_label(status: str) -> str:
+    return {"active": "办理中", "suspended": "已挂起", "completed": "办结", "cancelled": "撤销"}.get(status, status)
+
+
+def _task_row(ht: HumanTask, number: str, process_id: str, incidents: int, summary: dict[str, Any]
+              ) -> dict[str, Any]:
+    return {
+        "id": ht.id, "case_id": ht.case_id, "case_number": number, "process_id": process_id,
+        "task_guid": ht.task_guid, "bpmn_id": ht.bpmn_id, "name": ht.name, "role": ht.role,
+        "assignee": ht.assignee, "form": ht.form, "state": ht.state, "created_at": ht.created_at,
+        "closed_at": ht.closed_at, "closed_by": ht.closed_by, "case_open_incidents": incidents,
+        "summary": summary or {},
+    }

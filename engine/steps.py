@@ -1,0 +1,286 @@
+"""One engine step: load a case, let SpiffWorkflow run, collect what must be written.
+
+A step runs inside one database transaction (see runtime.Engine). Everything it produces — audit
+events, incidents, outbox messages, human-task and timer-job changes, the new instance state —
+is collected here and written together, so either all of it lands or none.
+"""
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
+from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition, MessageEventDefinition
+from SpiffWorkflow.util.task import TaskState
+
+from engine import sandbox
+from engine.spiff import AppServiceTask
+from handlers.registry import BusinessError, TransientError
+
+if TYPE_CHECKING:
+    from engine.runtime import Engine, VersionInfo
+    from storage.models import Case
+
+
+@dataclass
+class HandlerCall:
+    """The HandlerContext a service handler receives."""
+
+    step: Step
+    task_guid: str
+    bpmn_id: str
+    operator: str
+    attempt: int
+    outbox_count: int = 0
+
+    @property
+    def case_id(self) -> int:
+        return self.step.case.id
+
+    @property
+    def case_number(self) -> str:
+        return self.step.case.case_number
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.step.case.id}:{self.task_guid}:{self.operator}"
+
+    def now(self) -> datetime:
+        return self.step.now
+
+    def outbox(self, topic: str, payload: dict[str, Any], key: str | None = None) -> None:
+        self.outbox_count += 1
+        self.step.outbox.append({
+            "topic": topic,
+            "payload": dict(payload),
+            "idempotency_key": key or f"{self.idempotency_key}:{topic}:{self.outbox_count}",
+        })
+
+
+@dataclass
+class Step:
+    """What one transaction on one case collects."""
+
+    engine: Engine
+    case: Case
+    actor: str
+    now: datetime
+    version: VersionInfo
+    events: list[dict[str, Any]] = field(default_factory=list)
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    timed_out: bool = False
+
+    def event(self, kind: str, task: Any = None, **detail: Any) -> None:
+        self.events.append({
+            "kind": kind,
+            "task_guid": str(task.id) if task is not None else None,
+            "bpmn_id": task.task_spec.bpmn_id if task is not None else None,
+            "detail": detail,
+        })
+
+    def incident(self, kind: str, message: str, task: Any = None, details: str | None = None) -> None:
+        self.incidents.append({
+            "kind": kind,
+            "message": message,
+            "task_guid": str(task.id) if task is not None else None,
+            "bpmn_id": task.task_spec.bpmn_id if task is not None else None,
+            "details": details,
+        })
+        self.event("incident_opened", task, incident_kind=kind, message=message)
+
+
+class StepScriptEngine(PythonScriptEngine):
+    """The script engine of one step: sandboxed scripts, and service calls through the registry."""
+
+    def __init__(self, step: Step, environment: sandbox.SandboxEnvironment) -> None:
+        super().__init__(environment=environment)
+        self.step = step
+
+    def call_service(self, task: Any, **kwargs: Any) -> Any:  # pragma: no cover — never reached
+        raise WorkflowException("service tasks are run by run_service_task")
+
+    def run_service_task(self, spec: AppServiceTask, task: Any) -> bool | None:
+        """True: done. None: left STARTED, waiting for a retry or for an admin (incident)."""
+        step = self.step
+        engine = step.engine
+        sandbox.check_deadline()
+        op = engine.registry.get(spec.operation_name)
+        if op is None:
+            return self._park(task, "service_fault", f"service operator '{spec.operation_name}' is not registered")
+        args = {name: self.evaluate(task, p["value"]) for name, p in spec.operation_params.items()}
+        problems = op.check_call(args)
+        if problems:
+            return self._park(task, "script_error", f"{op.name}: " + "; ".join(problems))
+        attempt = int(task.internal_data.get("attempts", 0)) + 1
+        call = HandlerCall(step, str(task.id), spec.bpmn_id, op.name, attempt)
+        try:
+            result = op(call, args)
+        except BusinessError as err:
+            return self._business_error(task, op.name, err)
+        except TransientError as err:
+            return self._transient(spec, task, op.name, attempt, err)
+        except sandbox.StepTimeLimitExceeded:
+            raise
+        except Exception as err:  # noqa: BLE001 — a handler defect is an incident, never a crash
+            task.internal_data["attempts"] = attempt
+            return self._park(task, "service_fault", f"{op.name} failed: {type(err).__name__}: {err}",
+                              details=traceback.format_exc())
+        try:
+            result = json.loads(json.dumps(result, ensure_ascii=False, default=_json_default))
+        except (TypeError, ValueError) as err:
+            return self._park(task, "service_fault", f"{op.name} returned a result that is not JSON: {err}")
+        for key in ("attempts", "retry_at", "last_error", "incident"):
+            task.internal_data.pop(key, None)
+        task.data[spec.result_variable] = result
+        step.event("service_called", task, operator=op.name, attempt=attempt)
+        return True
+
+    def _business_error(self, task: Any, operator: str, err: BusinessError) -> bool | None:
+        payload = {"code": err.code, "message": err.message, **err.detail}
+        event = BpmnEvent(ErrorEventDefinition(err.code, code=err.code), payload=payload, target=task.workflow)
+        workflow = task.workflow
+        while workflow is not None:
+            if workflow.get_tasks(catches_event=event, state=TaskState.NOT_FINISHED_MASK):
+                self.step.event("business_error", task, operator=operator, code=err.code, message=err.message)
+                task.workflow.top_workflow.catch(event)
+                return True
+            workflow = workflow.parent_workflow
+        return self._park(task, "business_error",
+                          f"{operator} refused ({err.code}: {err.message}) and the diagram has no boundary "
+                          f"event catching error code '{err.code}'")
+
+    def _transient(self, spec: AppServiceTask, task: Any, operator: str, attempt: int,
+                   err: TransientError) -> bool | None:
+        settings = self.step.engine.settings
+        retries = spec.retries if spec.retries is not None else settings.default_retries
+        task.internal_data["attempts"] = attempt
+        task.internal_data["last_error"] = str(err)
+        if attempt <= retries:
+            base = spec.retry_backoff_base or settings.retry_backoff_base
+            delay = min(settings.retry_delay * base ** (attempt - 1), settings.retry_max_delay)
+            retry_at = self.step.now + timedelta(seconds=delay)
+            task.internal_data["retry_at"] = retry_at.isoformat()
+            self.step.event("service_retry_scheduled", task, operator=operator, attempt=attempt,
+                            error=str(err), retry_at=retry_at.isoformat())
+            return None
+        return self._park(task, "service_fault",
+                          f"{operator} failed {attempt} time(s), last: {err}")
+
+    def _park(self, task: Any, kind: str, message: str, details: str | None = None) -> None:
+        task.internal_data.pop("retry_at", None)
+        task.internal_data["incident"] = True
+        self.step.incident(kind, message, task, details)
+        return None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+# ---------------------------------------------------------------------------- running the engine
+
+def advance(step: Step, workflow: BpmnWorkflow, deliver: Any) -> None:
+    """Run engine tasks until every branch waits; errors become incidents, never exceptions.
+
+    `deliver(workflow) -> bool` hands over buffered messages the case now waits for.
+    """
+    errored: set[UUID] = set()
+    for _ in range(200):
+        try:
+            workflow.do_engine_steps()
+        except SpiffWorkflowException as err:
+            task = getattr(err, "task", None)
+            cause = _root_cause(err)
+            if isinstance(cause, sandbox.StepTimeLimitExceeded):
+                step.timed_out = True
+                step.incident("timeout", str(cause), task)
+                return
+            if task is None or task.id in errored:
+                step.incident("engine_error", _describe(err), task, traceback.format_exc())
+                return
+            errored.add(task.id)
+            step.incident("script_error", _describe(err), task, traceback.format_exc())
+            continue
+        except sandbox.StepTimeLimitExceeded as err:
+            step.timed_out = True
+            step.incident("timeout", str(err), None)
+            return
+        except Exception as err:  # noqa: BLE001 — keep the case, show the defect
+            step.incident("engine_error", f"{type(err).__name__}: {err}", None, traceback.format_exc())
+            return
+        if any(not t.task_spec.manual for t in workflow.get_tasks(state=TaskState.READY)):
+            continue
+        if deliver(workflow):
+            continue
+        return
+    step.incident("engine_error", "the engine kept finding work after 200 rounds (a loop without a wait?)")
+
+
+def _root_cause(err: BaseException) -> BaseException:
+    seen = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sandbox.StepTimeLimitExceeded):
+            return current
+        inner = getattr(current, "exception", None) or current.__cause__ or current.__context__
+        current = inner
+    return err
+
+
+def _describe(err: SpiffWorkflowException) -> str:
+    text = str(err)
+    notes = getattr(err, "notes", None) or getattr(err, "__notes__", None) or []
+    inner = getattr(err, "exception", None)
+    parts = [text]
+    if inner is not None and str(inner) and str(inner) not in text:
+        parts.append(f"{type(inner).__name__}: {inner}")
+    parts.extend(n for n in notes if n not in text)
+    return " — ".join(parts)
+
+
+def ready_human_tasks(workflow: BpmnWorkflow) -> dict[str, Any]:
+    return {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
+
+
+def scheduled_jobs(workflow: BpmnWorkflow) -> dict[tuple[str, str], tuple[datetime, str]]:
+    """(task guid, kind) -> (due, bpmn id) for every waiting timer and pending service retry."""
+    jobs: dict[tuple[str, str], tuple[datetime, str]] = {}
+    for task in workflow.get_tasks(state=TaskState.WAITING | TaskState.STARTED):
+        spec = task.task_spec
+        if task.state == TaskState.STARTED:
+            retry_at = task.internal_data.get("retry_at")
+            if retry_at:
+                jobs[(str(task.id), "retry")] = (datetime.fromisoformat(retry_at), spec.bpmn_id)
+            continue
+        definition = getattr(spec, "event_definition", None)
+        if isinstance(definition, TimerEventDefinition):
+            value = definition.details(task).value
+            if isinstance(value, str):
+                due = TimerEventDefinition.get_datetime(value)
+                jobs[(str(task.id), "timer")] = (due, spec.bpmn_id)
+    return jobs
+
+
+def waiting_message_names(workflow: BpmnWorkflow) -> set[str]:
+    names = set()
+    for pending in workflow.waiting_events():
+        if pending.event_type == "MessageEventDefinition":
+            names.add(pending.name)
+    return names
+
+
+def message_event(name: str, payload: dict[str, Any]) -> BpmnEvent:
+    return BpmnEvent(MessageEventDefinition(name), payload=payload)

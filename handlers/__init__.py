@@ -1,0 +1,1 @@
+"""Service-task operators: small functions registered by name, calling adapters/ and domain/."""

@@ -1,0 +1,270 @@
+"""The tables. No business rules here: the engine and the register decide, these only keep.
+
+Every table is created by Alembic migrations (storage/migrations); this module is the source
+the migrations were written from, and tests check the two agree.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on both databases.
+
+    SQLite has no time zone type and would hand back naive values, which then fail to compare
+    with the aware ones the clock gives; so values are stored as UTC and re-tagged on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the database; use an aware one")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+# BIGINT primary keys on PostgreSQL, INTEGER (rowid alias) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, datetime: UtcDateTime()}
+
+
+class ProcessVersion(Base):
+    """One immutable deployed version of one BPMN process id."""
+
+    __tablename__ = "process_version"
+    __table_args__ = (
+        UniqueConstraint("process_id", "version", name="uq_process_version_number"),
+        Index("ix_process_version_content", "process_id", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String(400))
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(400))
+    bpmn_xml: Mapped[str] = mapped_column(Text)
+    # process id -> ProcessVersion.id of each called process, resolved at deploy time
+    dependencies: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # files the diagram names (forms, UI hints): filename -> text
+    assets: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # facts read from the XML at deploy time: lanes -> roles, names, documentation
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    deployed_by: Mapped[str] = mapped_column(String(200))
+    deployed_at: Mapped[datetime]
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+class Counter(Base):
+    """Gapless sequences (case numbers per year; later certificate numbers per office and year)."""
+
+    __tablename__ = "counter"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Case(Base):
+    """One running or finished process instance: an application for a registration."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_status_started", "status", "started_at"),
+        Index("ix_cases_version_status", "process_version_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_number: Mapped[str] = mapped_column(String(40), unique=True)
+    process_id: Mapped[str] = mapped_column(String(200))
+    process_version_id: Mapped[int] = mapped_column(ForeignKey("process_version.id"))
+    # active | suspended | completed | cancelled
+    status: Mapped[str] = mapped_column(String(20))
+    open_incidents: Mapped[int] = mapped_column(Integer, default=0)
+    buffered_messages: Mapped[int] = mapped_column(Integer, default=0)
+    # optimistic lock: every committed step increments it
+    lock_version: Mapped[int] = mapped_column(Integer, default=0)
+    started_by: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    # searchable summary copied from case data (applicant, unit number, id numbers…)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # serialized workflow instance without its spec (the spec lives once per ProcessVersion)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class HumanTask(Base):
+    """The index of human tasks, so the task list never deserializes a workflow."""
+
+    __tablename__ = "human_task"
+    __table_args__ = (
+        Index("ix_human_task_open_role", "state", "role", "created_at"),
+        Index("ix_human_task_open_assignee", "state", "assignee", "created_at"),
+        Index("ix_human_task_case", "case_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    task_guid: Mapped[str] = mapped_column(String(36), unique=True)
+    bpmn_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(String(400))
+    lane: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(100))
+    form: Mapped[str | None] = mapped_column(String(400))
+    # open | completed | cancelled
+    state: Mapped[str] = mapped_column(String(20))
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class TimerJob(Base):
+    """Work the scheduler must do for a case at a time: fire a timer, or retry a service call."""
+
+    __tablename__ = "timer_job"
+    __table_args__ = (
+        UniqueConstraint("case_id", "task_guid", "kind", name="uq_timer_job_task"),
+        Index("ix_timer_job_due", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    task_guid: Mapped[str] = mapped_column(String(36))
+    bpmn_id: Mapped[str] = mapped_column(String(200))
+    # timer | retry
+    kind: Mapped[str] = mapped_column(String(20))
+    due_at: Mapped[datetime]
+    locked_by: Mapped[str | None] = mapped_column(String(200))
+    locked_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Incident(Base):
+    """Something a person must look at: a case that cannot go on by itself."""
+
+    __tablename__ = "incident"
+    __table_args__ = (Index("ix_incident_status", "status", "created_at"), Index("ix_incident_case", "case_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    task_guid: Mapped[str | None] = mapped_column(String(36))
+    bpmn_id: Mapped[str | None] = mapped_column(String(200))
+    # service_fault | business_error | script_error | timeout | engine_error
+    kind: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[str | None] = mapped_column(Text)
+    # open | resolved
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    resolved_at: Mapped[datetime | None]
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+class Outbox(Base):
+    """Messages to the outside world, written in the same transaction as the step that caused them."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "delivered_at", "due_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    topic: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    locked_by: Mapped[str | None] = mapped_column(String(200))
+    locked_until: Mapped[datetime | None]
+    # pending | delivered | failed (gave up: visible to admins)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+
+
+class CaseEvent(Base):
+    """The audit trail: who did what to a case, when."""
+
+    __tablename__ = "case_event"
+    __table_args__ = (Index("ix_case_event_case", "case_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(60))
+    task_guid: Mapped[str | None] = mapped_column(String(36))
+    bpmn_id: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class InboundMessage(Base):
+    """A message for a case (court order, payment callback), kept until the case waits for it."""
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (Index("ix_inbound_message_case", "case_id", "delivered_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime]
+    received_from: Mapped[str] = mapped_column(String(200))
+    delivered_at: Mapped[datetime | None]
+    idempotency_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+
+
+class WorkdayOverride(Base):
+    """Holidays and make-up working days for years the calendar library does not cover."""
+
+    __tablename__ = "workday_override"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    is_workday: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str | None] = mapped_column(String(200))
