@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,11 +18,11 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import delete, event, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from domain import calendar
 from domain.clock import SHANGHAI, Clock
@@ -89,6 +90,7 @@ class EngineSettings:
     retry_max_delay: float = 3600.0
     job_lock_seconds: float = 120.0  # a claimed job returns to the pool if its worker dies
     job_batch: int = 50
+    hot_cases: int = 256  # workflow objects kept in memory between steps (0: always deserialize)
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ class Engine:
         self.serializer = spiff.make_serializer(self._spec_bundle)
         self.environment = sandbox.SandboxEnvironment(sandbox.default_helpers(self.clock.now))
         self._calendar_loaded = False
+        self._hot: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
 
     # ================================================================== deployments
 
@@ -321,6 +324,11 @@ class Engine:
             if key is not None:
                 existing = s.scalars(select(InboundMessage).where(InboundMessage.idempotency_key == key)).first()
                 if existing is not None:
+                    # A replay is the same message to the same case. The same key for another case
+                    # or message is a sender's mistake: answering "duplicate" would drop it silently.
+                    if existing.case_id != case_id or existing.name != name:
+                        raise Conflict(f"幂等键 {key} 已用于案件 {existing.case_id} 的消息「{existing.name}」，"
+                                       f"不能再用于案件 {case_id} 的消息「{name}」")
                     return {"id": existing.id, "delivered": existing.delivered_at is not None, "duplicate": True}
             case = self._lock_case(s, case_id)
             if case.status in ("completed", "cancelled"):
@@ -439,7 +447,8 @@ class Engine:
                 else:
                     task.data.update(result)
                 task._set_state(TaskState.READY)
-                task.complete()
+                with self._engine_clock():
+                    task.complete()
             elif blocked and case.status in ACTIVE_STATUSES:
                 raise InvalidInput(
                     f"任务 {inc.bpmn_id} 仍因此事件停止；请重试、给出结果以完成该任务，或撤销案件")
@@ -500,12 +509,19 @@ class Engine:
                 task._set_state(TaskState.READY)
                 step.event("service_retry", task, attempt=task.internal_data.get("attempts", 0) + 1)
             elif job.kind == "timer" and task is not None and task.state == TaskState.WAITING:
-                step.event("timer_fired", task, due=job.due_at.isoformat())
-                token = spiff.using_clock(self.clock.now)
-                try:
+                # SpiffWorkflow fires a timer only once its due time has passed (`due < now`), while
+                # jobs are claimed at `due_at <= now`: fire as of just past the due time, or a tick
+                # exactly on time would claim the job, fire nothing and lock it for job_lock_seconds.
+                fire_at = max(self.clock.now(), job.due_at + timedelta(microseconds=1))
+                with self._engine_clock(lambda: fire_at):
                     wf.refresh_timers()
-                finally:
-                    spiff.reset_clock(token)
+                if task.state == TaskState.WAITING:  # the workflow's due time is later than the row's
+                    actual = scheduled_jobs(wf).get((job.task_guid, "timer"))
+                    if actual is not None:
+                        job.due_at = actual[0]
+                    job.locked_by = job.locked_until = None
+                    return False
+                step.event("timer_fired", task, due=job.due_at.isoformat())
             else:
                 s.delete(job)  # stale: the task moved on by another way
                 before_jobs.pop((job.task_guid, job.kind), None)
@@ -592,20 +608,28 @@ class Engine:
 
     def task_list(self, actor: Actor, *, role: str | None = None, mine_only: bool = False, limit: int = 50,
                   offset: int = 0, search: str | None = None) -> list[dict[str, Any]]:
-        """My tasks and my roles' unclaimed tasks, oldest first."""
+        """My tasks and my roles' unclaimed tasks, oldest first.
+
+        One small query per source (mine; each role's unclaimed), each walking an index in
+        created order and stopping at `offset + limit`, merged here: an OR across them would make
+        the database sort every open task of the office on each call.
+        """
+        want = offset + limit
+        roles = [role] if role else sorted(actor.roles)
+        base = (select(HumanTask, Case.case_number, Case.process_id, Case.open_incidents, Case.summary)
+                .join(Case, Case.id == HumanTask.case_id).where(HumanTask.state == "open"))
+        if search:
+            base = base.where(Case.case_number.like(f"%{_escape_like(search)}%", escape="\\"))
+        queries = [base.where(HumanTask.assignee == actor.name)]
+        if not mine_only:
+            queries += [base.where(HumanTask.role == r, HumanTask.assignee.is_(None)) for r in roles]
+        rows: list[dict[str, Any]] = []
         with self.db.read() as s:
-            q = (select(HumanTask, Case.case_number, Case.process_id, Case.open_incidents, Case.summary)
-                 .join(Case, Case.id == HumanTask.case_id).where(HumanTask.state == "open"))
-            roles = [role] if role else sorted(actor.roles)
-            if mine_only:
-                q = q.where(HumanTask.assignee == actor.name)
-            else:
-                q = q.where(or_(HumanTask.assignee == actor.name,
-                                and_(HumanTask.role.in_(roles), HumanTask.assignee.is_(None))))
-            if search:
-                q = q.where(Case.case_number.like(f"%{_escape_like(search)}%", escape="\\"))
-            q = q.order_by(HumanTask.created_at, HumanTask.id).limit(limit).offset(offset)
-            return [_task_row(ht, number, pid, incidents, summary) for ht, number, pid, incidents, summary in s.execute(q)]
+            for q in queries:
+                q = q.order_by(HumanTask.created_at, HumanTask.id).limit(want)
+                rows.extend(_task_row(*row) for row in s.execute(q))
+        rows.sort(key=lambda r: (r["created_at"], r["id"]))
+        return rows[offset:want]
 
     def case_tasks(self, case_id: int, open_only: bool = True) -> list[dict[str, Any]]:
         with self.db.read() as s:
@@ -672,7 +696,8 @@ class Engine:
             if ht is None:
                 raise NotFound(f"任务 {task_id} 不存在")
             case = self._lock_case(s, ht.case_id)
-            s.refresh(ht)
+            if not self.db.is_sqlite:
+                s.refresh(ht)  # read before the case lock; on SQLite BEGIN IMMEDIATE already held it
             if ht.state != "open":
                 by = f"已由 {ht.closed_by} " if ht.closed_by else "已"
                 raise TaskNotReady(f"任务「{ht.name or ht.bpmn_id}」{by}办结或取消，无需再办")
@@ -683,7 +708,8 @@ class Engine:
                 raise Conflict(f"案件 {case.case_number} 已被他人更新（版本 {expected_version} → "
                                f"{case.lock_version}），请刷新后重新提交")
             step, wf, before_ready, before_jobs = self._open_step(s, case, actor)
-            yield s, step, wf, ht
+            with self._engine_clock():  # completing a task arms the timers that follow it
+                yield s, step, wf, ht
             self._save(s, step, wf, before_ready, before_jobs)
 
     def _open_step(self, s: Session, case: Case, actor: Actor
@@ -691,7 +717,7 @@ class Engine:
         self._ensure_calendar()
         info = self.version_info(case.process_version_id)
         step = Step(self, case, actor.name, self.clock.now(), info)
-        wf = self._deserialize(case)
+        wf = self._take_hot(case) or self._deserialize(case)
         wf.script_engine = StepScriptEngine(step, self.environment)
         return step, wf, ready_human_tasks(wf), scheduled_jobs(wf)
 
@@ -701,10 +727,19 @@ class Engine:
 
     def _run(self, step: Step, wf: BpmnWorkflow, deliver: Callable[[BpmnWorkflow], bool]) -> None:
         wf.script_engine = StepScriptEngine(step, self.environment)
-        token = spiff.using_clock(self.clock.now)
+        with self._engine_clock(), sandbox.step_deadline(self.settings.step_time_limit):
+            advance(step, wf, deliver)
+
+    @contextmanager
+    def _engine_clock(self, now: Callable[[], datetime] | None = None) -> Iterator[None]:
+        """SpiffWorkflow's timers read this clock (not the wall clock) while the block runs.
+
+        Every call that can move a workflow must run inside it: a timer's due time is computed
+        the moment the task before it completes, which for a user task is in `task.run()`.
+        """
+        token = spiff.using_clock(now or self.clock.now)
         try:
-            with sandbox.step_deadline(self.settings.step_time_limit):
-                advance(step, wf, deliver)
+            yield
         finally:
             spiff.reset_clock(token)
 
@@ -739,30 +774,37 @@ class Engine:
         case = step.case
         now = step.now
         info = step.version
+        conn = s.connection()  # plain Core statements: the ORM's per-statement bookkeeping is not needed here
         after_ready = ready_human_tasks(wf) if case.status not in ("cancelled",) else {}
         for guid in before_ready.keys() - after_ready.keys():
             task = wf.get_task_from_id(UUID(guid))
             state = "completed" if task is not None and task.state == TaskState.COMPLETED else "cancelled"
-            s.execute(update(HumanTask).where(HumanTask.task_guid == guid).values(
+            conn.execute(update(HumanTask.__table__).where(HumanTask.__table__.c.task_guid == guid).values(
                 state=state, closed_at=now, closed_by=step.actor if state == "completed" else None))
+        new_tasks = []
         for guid in after_ready.keys() - before_ready.keys():
             task = after_ready[guid]
             key = (task.workflow.spec.name, task.task_spec.bpmn_id)
-            s.add(HumanTask(
-                case_id=case.id, task_guid=guid, bpmn_id=task.task_spec.bpmn_id,
-                name=task.task_spec.bpmn_name or info.names.get(key), lane=task.task_spec.lane,
-                role=info.roles.get(key), form=info.forms.get(key), state="open", created_at=now,
-            ))
+            new_tasks.append({
+                "case_id": case.id, "task_guid": guid, "bpmn_id": task.task_spec.bpmn_id,
+                "name": task.task_spec.bpmn_name or info.names.get(key), "lane": task.task_spec.lane,
+                "role": info.roles.get(key), "form": info.forms.get(key), "state": "open", "created_at": now,
+            })
+        if new_tasks:
+            conn.execute(insert(HumanTask.__table__), new_tasks)
         after_jobs = scheduled_jobs(wf) if case.status == "active" or case.status == "suspended" else {}
         if after_jobs != before_jobs:
             stale = [k for k in before_jobs if k not in after_jobs or after_jobs[k] != before_jobs[k]]
             for guid, kind in stale:
-                s.execute(delete(TimerJob).where(TimerJob.case_id == case.id, TimerJob.task_guid == guid,
-                                                 TimerJob.kind == kind))
-            for (guid, kind), (due, bpmn_id) in after_jobs.items():
-                if (guid, kind) not in before_jobs or before_jobs[(guid, kind)] != (due, bpmn_id):
-                    s.add(TimerJob(case_id=case.id, task_guid=guid, bpmn_id=bpmn_id, kind=kind, due_at=due,
-                                   attempts=0))
+                t = TimerJob.__table__.c
+                conn.execute(delete(TimerJob.__table__).where(t.case_id == case.id, t.task_guid == guid,
+                                                              t.kind == kind))
+            new_jobs = [{"case_id": case.id, "task_guid": guid, "bpmn_id": bpmn_id, "kind": kind, "due_at": due,
+                         "attempts": 0}
+                        for (guid, kind), (due, bpmn_id) in after_jobs.items()
+                        if (guid, kind) not in before_jobs or before_jobs[(guid, kind)] != (due, bpmn_id)]
+            if new_jobs:
+                conn.execute(insert(TimerJob.__table__), new_jobs)
         for inc in step.incidents:
             existing = None
             if inc["task_guid"]:
@@ -775,31 +817,58 @@ class Engine:
                 s.add(Incident(case_id=case.id, status="open", created_at=now, retries=0, **inc))
                 case.open_incidents += 1
         self._close_recovered_incidents(s, step, wf)
-        for msg in step.outbox:
-            s.add(Outbox(case_id=case.id, created_at=now, due_at=now, attempts=0, status="pending", **msg))
+        if step.outbox:
+            conn.execute(insert(Outbox.__table__), [{"case_id": case.id, "created_at": now, "due_at": now, "attempts": 0,
+                                        "status": "pending", **msg} for msg in step.outbox])
         if wf.is_completed() and case.status == "active":
             case.status = "completed"
             case.ended_at = now
             step.event("case_completed", None)
-        for ev in step.events:
-            s.add(CaseEvent(case_id=case.id, at=now, actor=step.actor, **ev))
+        if step.events:
+            conn.execute(insert(CaseEvent.__table__), [{"case_id": case.id, "at": now, "actor": step.actor, **ev}
+                                          for ev in step.events])
         state = self.serializer.serialize_json(wf).encode("utf-8")
         if new:
             case.state = state
             case.updated_at = now
             s.flush()
+            self._remember_after_commit(s, case.id, case.lock_version, wf)
             return
         old_version = case.lock_version
-        result = s.execute(
-            update(Case).where(Case.id == case.id, Case.lock_version == old_version).values(
+        c = Case.__table__.c
+        result = conn.execute(
+            update(Case.__table__).where(c.id == case.id, c.lock_version == old_version).values(
                 state=state, lock_version=old_version + 1, updated_at=now, status=case.status,
                 ended_at=case.ended_at, open_incidents=case.open_incidents,
-                buffered_messages=case.buffered_messages, status_reason=case.status_reason)
-            .execution_options(synchronize_session=False))
+                buffered_messages=case.buffered_messages, status_reason=case.status_reason))
         if result.rowcount != 1:
             raise Conflict(f"案件 {case.case_number} 已被他人同时更新，请刷新后重试")
         case.lock_version = old_version + 1
         s.expire(case, ["state"])
+        self._remember_after_commit(s, case.id, case.lock_version, wf)
+
+    # hot cases: the workflow object of a case's latest committed state, so the next step on it
+    # (the clerk's next click, the worker's timer) need not deserialize it again
+
+    def _remember_after_commit(self, s: Session, case_id: int, lock_version: int, wf: BpmnWorkflow) -> None:
+        if self.settings.hot_cases <= 0:
+            return
+
+        def remember(_session: Session) -> None:
+            with self._lock:
+                self._hot[case_id] = (lock_version, wf)
+                self._hot.move_to_end(case_id)
+                while len(self._hot) > self.settings.hot_cases:
+                    self._hot.popitem(last=False)
+
+        event.listen(s, "after_commit", remember, once=True)
+
+    def _take_hot(self, case: Case) -> BpmnWorkflow | None:
+        with self._lock:
+            entry = self._hot.pop(case.id, None)
+        if entry is not None and entry[0] == case.lock_version:
+            return entry[1]
+        return None
 
     def _close_recovered_incidents(self, s: Session, step: Step, wf: BpmnWorkflow) -> None:
         """An incident whose task has moved on (retry worked, task completed) is closed."""

@@ -6,10 +6,20 @@ compiled by RestrictedPython with a stricter policy:
 
 * no imports, no names or attributes starting with `_` (so no `__class__.__mro__` escapes),
   no `open`/`eval`/`exec`/`globals`…, only whitelisted builtins and helpers;
-* every `while` body and `except` handler calls `_tick_()`, and every iteration goes through a
-  ticking iterator, so a script that runs past the step's time limit stops with
+* every `while` body, function body, lambda, `except` handler and `finally` block calls
+  `_tick_()`, and every iteration goes through a ticking iterator, so a script that runs past
+  the step's time limit (a loop, a recursion, an exception-swallowing retry) stops with
   `StepTimeLimitExceeded` instead of hanging the worker;
-* `**`, `<<` and sequence `*` are guarded so one expression cannot allocate gigabytes.
+* `**`, `<<`, `*`, `+`, `%`, `pow()`, f-string widths and the size-multiplying methods of str,
+  bytes and list (`ljust`, `replace`, `join`, `extend` …) are guarded, and `math` offers only
+  functions that finish quickly, so no single operation can allocate gigabytes or run for
+  minutes inside C code where the deadline cannot reach it.
+
+What a script leaves in task data must be storable (JSON-like); anything else is refused with
+the variable's name rather than failing later when the case is saved.
+
+Not covered in-process: many individually small allocations adding up within the time limit.
+That needs an OS limit (RLIMIT_AS on a worker process), see notes §9.
 
 The same compiler is the deploy-time lint: what it rejects is reported with its line.
 """
@@ -18,8 +28,10 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import ROUND_HALF_UP, Decimal
@@ -47,6 +59,14 @@ FORBIDDEN_NAMES = frozenset({
 MAX_RANGE = 1_000_000
 MAX_SEQUENCE = 1_000_000
 MAX_POW_BITS = 100_000
+MAX_INT_BITS = 1_000_000  # a product of two ints may not exceed this (about 300 000 digits)
+# The math functions a script may use: all finish in microseconds whatever their arguments
+# (factorial, comb, perm, prod and lcm are left out: with large ints they run for minutes in C).
+MATH_FUNCTIONS = (
+    "ceil", "floor", "trunc", "fabs", "sqrt", "isqrt", "exp", "log", "log10", "log2", "pow", "fsum",
+    "isclose", "isfinite", "isinf", "isnan", "copysign", "fmod", "modf", "hypot", "gcd",
+    "pi", "e", "tau", "inf", "nan",
+)
 
 
 class ScriptRejected(Exception):
@@ -95,19 +115,18 @@ _tick_ = check_deadline
 
 
 class _TickingIterator:
-    __slots__ = ("_it", "_n")
+    """Checks the deadline on every item: nested short loops around slow bodies add up too."""
+
+    __slots__ = ("_it",)
 
     def __init__(self, it: Iterator[Any]) -> None:
         self._it = it
-        self._n = 0
 
     def __iter__(self) -> _TickingIterator:
         return self
 
     def __next__(self) -> Any:
-        self._n += 1
-        if not self._n & 0x3FF:
-            check_deadline()
+        check_deadline()
         return next(self._it)
 
 
@@ -117,25 +136,166 @@ def _getiter_(obj: Any) -> Iterator[Any]:
 
 # ---------------------------------------------------------------------------- guarded operators
 
-def _pow_(a: Any, b: Any) -> Any:
-    if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1:
-        if b * max(a.bit_length(), 1) > MAX_POW_BITS:
-            raise SandboxViolation(f"{a} ** {b} is too large for a script")
-    return a ** b
+def _short(value: Any) -> str:
+    """A value for a message: huge ints are described, not printed (that alone could take seconds)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"<an int of {value.bit_length()} bits>"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_SEQUENCES = (str, bytes, list, tuple)
+
+
+def _check_size(n: int) -> None:
+    if n > MAX_SEQUENCE:
+        raise SandboxViolation(f"a sequence of {_short(n)} items is too large for a script (limit {MAX_SEQUENCE})")
+
+
+def _pow_(a: Any, b: Any, *mod: Any) -> Any:
+    if (not mod and isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1
+            and b * max(a.bit_length(), 1) > MAX_POW_BITS):
+        raise SandboxViolation(f"{_short(a)} ** {_short(b)} is too large for a script")
+    return pow(a, b, *mod)
 
 
 def _lshift_(a: Any, b: Any) -> Any:
     if isinstance(b, int) and b > MAX_POW_BITS:
-        raise SandboxViolation(f"{a} << {b} is too large for a script")
+        raise SandboxViolation(f"{_short(a)} << {_short(b)} is too large for a script")
     return a << b
 
 
 def _mul_(a: Any, b: Any) -> Any:
     for seq, n in ((a, b), (b, a)):
-        if isinstance(seq, (str, bytes, list, tuple)) and isinstance(n, int):
-            if len(seq) * n > MAX_SEQUENCE:
-                raise SandboxViolation(f"a sequence of {len(seq) * n} items is too large for a script")
+        if isinstance(seq, _SEQUENCES) and isinstance(n, int):
+            _check_size(len(seq) * n)
+    if isinstance(a, int) and isinstance(b, int) and a.bit_length() + b.bit_length() > MAX_INT_BITS:
+        raise SandboxViolation(f"{_short(a)} * {_short(b)} is too large for a script")
     return a * b
+
+
+def _add_(a: Any, b: Any) -> Any:
+    if isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES):
+        _check_size(len(a) + len(b))
+    return a + b
+
+
+def _iadd_(a: Any, b: Any) -> Any:
+    if isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES):
+        _check_size(len(a) + len(b))
+    return operator.iadd(a, b)
+
+
+_FORMAT_FIELD = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _mod_(a: Any, b: Any) -> Any:
+    """`%` formatting with a huge width or precision (`'%*d' % (10**10, 1)`) is refused."""
+    if isinstance(a, (str, bytes)):
+        fmt = a if isinstance(a, str) else a.decode("latin-1")
+        starred = False
+        for width, precision in _FORMAT_FIELD.findall(fmt):
+            for n in (width, precision):
+                if n == "*":
+                    starred = True
+                elif n:
+                    _check_size(int(n) if len(n) < 10 else MAX_SEQUENCE + 1)
+        if starred:
+            for arg in (b if isinstance(b, tuple) else (b,)):
+                if isinstance(arg, int):
+                    _check_size(arg)
+    return a % b
+
+
+_SPEC_NUMBER = re.compile(r"\d+")
+
+
+def _format_(value: Any, conversion: int, spec: str) -> str:
+    """An f-string field with a format spec (`f"{x:>{width}}"`); huge widths are refused."""
+    if conversion == ord("r"):
+        value = repr(value)
+    elif conversion == ord("s"):
+        value = str(value)
+    elif conversion == ord("a"):
+        value = ascii(value)
+    for number in _SPEC_NUMBER.findall(spec):
+        _check_size(int(number) if len(number) < 10 else MAX_SEQUENCE + 1)
+    return format(value, spec)
+
+
+def _padded(s: Any, args: tuple[Any, ...]) -> int:
+    return args[0] if args and isinstance(args[0], int) else 0
+
+
+def _replaced(s: Any, args: tuple[Any, ...]) -> int:
+    if len(args) < 2 or not isinstance(args[0], (str, bytes)) or not isinstance(args[1], (str, bytes)):
+        return 0
+    return len(s) + s.count(args[0]) * max(0, len(args[1]) - len(args[0]))
+
+
+def _tabs(s: Any, args: tuple[Any, ...]) -> int:
+    size = args[0] if args and isinstance(args[0], int) else 8
+    return len(s) * max(size, 1)
+
+
+def _translated(s: Any, args: tuple[Any, ...]) -> int:
+    table = args[0] if args else None
+    if isinstance(table, dict):
+        longest = max((len(v) for v in table.values() if isinstance(v, (str, bytes))), default=1)
+        return len(s) * max(longest, 1)
+    return 0
+
+
+# Methods of str/bytes whose result can be far larger than their inputs: name -> the result's size.
+_SIZED_METHODS: dict[str, Callable[[Any, tuple[Any, ...]], int]] = {
+    "ljust": _padded, "rjust": _padded, "center": _padded, "zfill": _padded,
+    "expandtabs": _tabs, "replace": _replaced, "translate": _translated,
+}
+
+
+def _guarded_method(receiver: Any, name: str) -> Callable[..., Any]:
+    method = getattr(receiver, name)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if name in ("join", "extend"):
+            items = list(args[0]) if args else []
+            if name == "join":
+                total = sum(len(x) for x in items if isinstance(x, (str, bytes)))
+                _check_size(total + len(receiver) * max(len(items) - 1, 0))
+            else:
+                _check_size(len(receiver) + len(items))
+            return method(items, *args[1:], **kwargs)
+        _check_size(_SIZED_METHODS[name](receiver, args))
+        return method(*args, **kwargs)
+
+    return call
+
+
+def _is_guarded(cls: type, name: str) -> bool:
+    if issubclass(cls, (str, bytes)):
+        return name in _SIZED_METHODS or name == "join"
+    return issubclass(cls, list) and name == "extend"
+
+
+def _unbound_method(cls: type, name: str) -> Callable[..., Any]:
+    """`str.ljust(s, n)`: the same guard, with the receiver as the first argument."""
+
+    def call(receiver: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(receiver, cls):
+            return getattr(cls, name)(receiver, *args, **kwargs)
+        return _guarded_method(receiver, name)(*args, **kwargs)
+
+    return call
+
+
+def _getattr_(obj: Any, name: str, *default: Any) -> Any:
+    """RestrictedPython's safer_getattr, plus size guards on the methods that multiply data."""
+    value = safer_getattr(obj, name, *default)
+    if isinstance(obj, type) and _is_guarded(obj, name):
+        return _unbound_method(obj, name)
+    if _is_guarded(type(obj), name):
+        return _guarded_method(obj, name)
+    return value
 
 
 def _range(*args: int) -> range:
@@ -146,7 +306,7 @@ def _range(*args: int) -> range:
 
 
 _INPLACE: dict[str, Callable[[Any, Any], Any]] = {
-    "+=": operator.iadd, "-=": operator.isub, "*=": _mul_, "/=": operator.itruediv,
+    "+=": _iadd_, "-=": operator.isub, "*=": _mul_, "/=": operator.itruediv,
     "//=": operator.ifloordiv, "%=": operator.imod, "**=": _pow_, "<<=": _lshift_,
     ">>=": operator.irshift, "&=": operator.iand, "|=": operator.ior, "^=": operator.ixor,
 }
@@ -191,13 +351,46 @@ class OneWindowPolicy(RestrictingNodeTransformer):
         node.body.insert(0, _tick_call(node))
         return node
 
+    def visit_Try(self, node: ast.Try) -> Any:
+        # `finally: return`/`continue` would swallow StepTimeLimitExceeded; the tick raises it again
+        node = super().visit_Try(node)
+        if node.finalbody:
+            node.finalbody.insert(0, _tick_call(node.finalbody[0]))
+        return node
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> Any:
+        # recursion has no loop to tick in: `def f(n): return f(n-1) + f(n-1)` would never stop
+        node = super().visit_FunctionDef(node)
+        node.body.insert(0, _tick_call(node.body[0]))
+        return node
+
+    def visit_Lambda(self, node: ast.Lambda) -> Any:
+        node = super().visit_Lambda(node)
+        tick = ast.copy_location(ast.Call(func=ast.Name("_tick_", ast.Load()), args=[], keywords=[]), node.body)
+        body = ast.copy_location(ast.BoolOp(op=ast.Or(), values=[tick, node.body]), node.body)
+        node.body = ast.fix_missing_locations(body)  # `_tick_() or body`: _tick_ returns None
+        return node
+
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> Any:
+        node = super().visit_FormattedValue(node)
+        if node.format_spec is None:
+            return node
+        call = ast.Call(func=ast.Name("_format_", ast.Load()),
+                        args=[node.value, ast.Constant(node.conversion), node.format_spec], keywords=[])
+        node.value = ast.fix_missing_locations(ast.copy_location(call, node.value))
+        node.conversion = -1
+        node.format_spec = None
+        return node
+
     def visit_BinOp(self, node: ast.BinOp) -> Any:
         node = self.node_contents_visit(node)
-        guard = {ast.Pow: "_pow_", ast.LShift: "_lshift_", ast.Mult: "_mul_"}.get(type(node.op))
+        guard = {ast.Pow: "_pow_", ast.LShift: "_lshift_", ast.Mult: "_mul_", ast.Add: "_add_",
+                 ast.Mod: "_mod_"}.get(type(node.op))
         if guard is None:
             return node
         call = ast.Call(func=ast.Name(guard, ast.Load()), args=[node.left, node.right], keywords=[])
-        return ast.copy_location(call, node)
+        # the new Name needs a location too, or compile() fails with "required field lineno missing"
+        return ast.fix_missing_locations(ast.copy_location(call, node))
 
 
 def _tick_call(node: ast.AST) -> ast.stmt:
@@ -237,6 +430,10 @@ def lint(source: str, mode: str = "exec") -> list[str]:
         (compile_script if mode == "exec" else compile_expression)(source)
     except ScriptRejected as err:
         return err.errors
+    except (RecursionError, MemoryError):
+        return ["nested too deeply to compile; split it into simpler statements"]
+    except (ValueError, TypeError, SyntaxError) as err:  # e.g. NUL characters in the source
+        return [f"cannot be compiled: {err}"]
     return []
 
 
@@ -253,16 +450,24 @@ def _builtins() -> dict[str, Any]:
                  "filter", "map", "zip", "set", "frozenset", "iter", "next"):
         b[name] = __builtins__[name] if isinstance(__builtins__, dict) else getattr(__builtins__, name)
     b["range"] = _range
-    b["math"] = math
+    b["pow"] = _pow_
+    b["math"] = _safe_math()
     for name in FORBIDDEN_NAMES:
         b.pop(name, None)
     return b
 
 
+def _safe_math() -> types.ModuleType:
+    module = types.ModuleType("math", "The quick functions of Python's math module.")
+    for name in MATH_FUNCTIONS:
+        setattr(module, name, getattr(math, name))
+    return module
+
+
 def base_globals(helpers: dict[str, Any]) -> dict[str, Any]:
     g: dict[str, Any] = {
         "__builtins__": _builtins(),
-        "_getattr_": safer_getattr,
+        "_getattr_": _getattr_,
         "_getitem_": default_guarded_getitem,
         "_getiter_": _getiter_,
         "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
@@ -275,6 +480,9 @@ def base_globals(helpers: dict[str, Any]) -> dict[str, Any]:
         "_pow_": _pow_,
         "_lshift_": _lshift_,
         "_mul_": _mul_,
+        "_add_": _add_,
+        "_mod_": _mod_,
+        "_format_": _format_,
     }
     g.update(helpers)
     return g
@@ -312,7 +520,7 @@ class SandboxEnvironment(TaskDataEnvironment):
         if external_context:
             scope.update(external_context)
         scope.update(context)
-        return eval(code, scope)  # noqa: S307 — restricted code object, guarded globals
+        return eval(code, scope)  # restricted code object, guarded globals
 
     def execute(self, script: str, context: dict[str, Any], external_context: Any = None) -> bool:
         self.check_for_overwrite(context, external_context or {})
@@ -326,9 +534,32 @@ class SandboxEnvironment(TaskDataEnvironment):
         for key in [k for k in context if k not in scope]:
             del context[key]
         for key, value in scope.items():
-            if key in self._reserved or key in external or key.startswith("_"):
+            if key.startswith("_") or key in external:
                 continue
-            if callable(value) and not isinstance(value, (dict, list)):
-                continue
+            if key in self._reserved and value is self._base[key]:
+                continue  # a helper, untouched (a script may still use a helper's name for data)
+            if isinstance(value, types.ModuleType) or (callable(value) and not isinstance(value, (dict, list))):
+                continue  # functions a script defined, `m = math`: not data
+            if context.get(key, _MISSING) is not value and not _storable(value):
+                raise SandboxViolation(
+                    f"the script sets '{key}' to a {type(value).__name__}, which cannot be kept in case data; "
+                    "use numbers, strings, True/False/None, lists and dicts (e.g. list(...) of it)")
             context[key] = value
         return True
+
+
+_MISSING = object()
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _storable(value: Any, depth: int = 0) -> bool:
+    """Whether a value can be saved with the case (JSON, plus the sets SpiffWorkflow converts)."""
+    if isinstance(value, _SCALARS):
+        return True
+    if depth > 50:
+        return False
+    if isinstance(value, dict):
+        return all(isinstance(k, _SCALARS) and _storable(v, depth + 1) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(_storable(v, depth + 1) for v in value)
+    return False

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, ClassVar
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -41,7 +41,7 @@ class _ClockedDatetime(datetime):
     @classmethod
     def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
         hook = _clock_now.get()
-        real = hook() if hook is not None else datetime.now(timezone.utc)
+        real = hook() if hook is not None else datetime.now(UTC)
         return real.astimezone(tz) if tz is not None else real.astimezone(SHANGHAI_OFFSET).replace(tzinfo=None)
 
 
@@ -67,7 +67,7 @@ class AppServiceTask(ServiceTask):
 
 
 class AppParser(SpiffBpmnParser):
-    OVERRIDE_PARSER_CLASSES = {
+    OVERRIDE_PARSER_CLASSES: ClassVar[dict[str, Any]] = {
         **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
         full_tag("serviceTask"): (ServiceTaskParser, AppServiceTask),
     }

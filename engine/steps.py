@@ -79,12 +79,7 @@ class Step:
     timed_out: bool = False
 
     def event(self, kind: str, task: Any = None, **detail: Any) -> None:
-        self.events.append({
-            "kind": kind,
-            "task_guid": str(task.id) if task is not None else None,
-            "bpmn_id": task.task_spec.bpmn_id if task is not None else None,
-            "detail": detail,
-        })
+        self.events.append(_event(kind, task, detail))
 
     def incident(self, kind: str, message: str, task: Any = None, details: str | None = None) -> None:
         self.incidents.append({
@@ -95,6 +90,15 @@ class Step:
             "details": details,
         })
         self.event("incident_opened", task, incident_kind=kind, message=message)
+
+
+def _event(kind: str, task: Any, detail: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "task_guid": str(task.id) if task is not None else None,
+        "bpmn_id": task.task_spec.bpmn_id if task is not None else None,
+        "detail": detail,
+    }
 
 
 class StepScriptEngine(PythonScriptEngine):
@@ -121,21 +125,28 @@ class StepScriptEngine(PythonScriptEngine):
             return self._park(task, "script_error", f"{op.name}: " + "; ".join(problems))
         attempt = int(task.internal_data.get("attempts", 0)) + 1
         call = HandlerCall(step, str(task.id), spec.bpmn_id, op.name, attempt)
+        queued = len(step.outbox)
         try:
             result = op(call, args)
-        except BusinessError as err:
+        except BusinessError as err:  # an answer: what the handler queued about it stands
             return self._business_error(task, op.name, err)
         except TransientError as err:
+            # A failed call's messages are not sent: the next attempt queues them again, with the
+            # same keys (so keeping these would also make that attempt's insert fail).
+            del step.outbox[queued:]
             return self._transient(spec, task, op.name, attempt, err)
         except sandbox.StepTimeLimitExceeded:
+            del step.outbox[queued:]
             raise
         except Exception as err:  # noqa: BLE001 — a handler defect is an incident, never a crash
+            del step.outbox[queued:]
             task.internal_data["attempts"] = attempt
             return self._park(task, "service_fault", f"{op.name} failed: {type(err).__name__}: {err}",
                               details=traceback.format_exc())
         try:
             result = json.loads(json.dumps(result, ensure_ascii=False, default=_json_default))
         except (TypeError, ValueError) as err:
+            del step.outbox[queued:]
             return self._park(task, "service_fault", f"{op.name} returned a result that is not JSON: {err}")
         for key in ("attempts", "retry_at", "last_error", "incident"):
             task.internal_data.pop(key, None)
@@ -178,7 +189,6 @@ class StepScriptEngine(PythonScriptEngine):
         task.internal_data.pop("retry_at", None)
         task.internal_data["incident"] = True
         self.step.incident(kind, message, task, details)
-        return None
 
 
 def _json_default(value: Any) -> Any:
@@ -195,7 +205,34 @@ def advance(step: Step, workflow: BpmnWorkflow, deliver: Any) -> None:
     """Run engine tasks until every branch waits; errors become incidents, never exceptions.
 
     `deliver(workflow) -> bool` hands over buffered messages the case now waits for.
+
+    SpiffWorkflow fires every overdue timer whenever it runs (`do_engine_steps` ends with
+    `refresh_timers`), not only when the scheduler's job does: on resume, or when a clerk or a
+    message moves the case after the scheduler fell behind. Those firings are recorded here too,
+    ahead of what the step did after them, so the history never misses a timer.
     """
+    timers = _waiting_timers(workflow)
+    mark = len(step.events)
+    _advance(step, workflow, deliver)
+    fired = [_event("timer_fired", task, {"due": due}) for task, due in timers
+             if task.has_state(_FIRED) and workflow.get_task_from_id(task.id) is task]
+    step.events[mark:mark] = fired
+
+
+_FIRED = TaskState.READY | TaskState.STARTED | TaskState.COMPLETED | TaskState.ERROR
+
+
+def _waiting_timers(workflow: BpmnWorkflow) -> list[tuple[Any, str | None]]:
+    timers = []
+    for task in workflow.get_tasks(state=TaskState.WAITING):
+        definition = getattr(task.task_spec, "event_definition", None)
+        if isinstance(definition, TimerEventDefinition):
+            value = definition.details(task).value
+            timers.append((task, value if isinstance(value, str) else None))
+    return timers
+
+
+def _advance(step: Step, workflow: BpmnWorkflow, deliver: Any) -> None:
     errored: set[UUID] = set()
     for _ in range(200):
         try:

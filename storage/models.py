@@ -139,8 +139,8 @@ class HumanTask(Base):
 
     __tablename__ = "human_task"
     __table_args__ = (
-        Index("ix_human_task_open_role", "state", "role", "created_at"),
-        Index("ix_human_task_open_assignee", "state", "assignee", "created_at"),
+        Index("ix_human_task_open_role", "state", "role", "created_at", "id"),
+        Index("ix_human_task_open_assignee", "state", "assignee", "created_at", "id"),
         Index("ix_human_task_case", "case_id", "state"),
     )
 

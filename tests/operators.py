@@ -1,7 +1,7 @@
 """Operators used only by tests: a court check whose behaviour each test sets."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from handlers.registry import BusinessError, OperatorRegistry, Param, TransientError
 
@@ -11,8 +11,8 @@ TEST_REGISTRY = OperatorRegistry()
 class CourtStub:
     """What the fake court answers: a list of outcomes consumed per call ('ok', 'down', 'seized')."""
 
-    outcomes: list[str] = []
-    calls: list[dict[str, Any]] = []
+    outcomes: ClassVar[list[str]] = []
+    calls: ClassVar[list[dict[str, Any]]] = []
 
     @classmethod
     def reset(cls, *outcomes: str) -> None:

@@ -110,8 +110,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('human_task', schema=None) as batch_op:
         batch_op.create_index('ix_human_task_case', ['case_id', 'state'], unique=False)
-        batch_op.create_index('ix_human_task_open_assignee', ['state', 'assignee', 'created_at'], unique=False)
-        batch_op.create_index('ix_human_task_open_role', ['state', 'role', 'created_at'], unique=False)
+        batch_op.create_index('ix_human_task_open_assignee', ['state', 'assignee', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_human_task_open_role', ['state', 'role', 'created_at', 'id'], unique=False)
 
     op.create_table('inbound_message',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
