@@ -15,23 +15,23 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert, text  # noqa: E402
 from SpiffWorkflow.bpmn import BpmnWorkflow  # noqa: E402
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment  # noqa: E402
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser  # noqa: E402
 from SpiffWorkflow.util.task import TaskState  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 
 from domain import calendar  # noqa: E402
 from engine import Actor, Engine  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
-from storage.models import Base, Case, HumanTask, ProcessVersion  # noqa: E402
+from storage.models import Case, HumanTask, ProcessVersion  # noqa: E402
 
 BPMN = ROOT / "processes" / "general_registration.bpmn"
 CLERK = Actor.of("bench_clerk", "window_clerk")
@@ -83,7 +83,7 @@ def run_inmemory(n: int) -> float:
     parser.add_bpmn_file(str(BPMN))
     spec = parser.get_spec("general_registration")
     subs = parser.get_subprocess_specs("general_registration")
-    env = BareEnvironment({"today": lambda: datetime.now(timezone.utc).date().isoformat()})
+    env = BareEnvironment({"today": lambda: datetime.now(UTC).date().isoformat()})
     script_engine = PythonScriptEngine(environment=env)
     t0 = time.perf_counter()
     for _ in range(n):
@@ -106,7 +106,7 @@ def run_inmemory(n: int) -> float:
 def fill_cases(db: Database, n: int) -> None:
     """n stored cases, each with one open task spread over the posts (bulk insert, no engine)."""
     roles = ["window_clerk", "reviewer", "registrar", "certificate_desk"]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with db.write() as s:
         version_id = s.query(ProcessVersion.id).first()[0]
     batch = 10_000

@@ -6,7 +6,7 @@ Every component asks a `Clock` for the time instead of calling `datetime.now()`,
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -16,7 +16,7 @@ class Clock:
     """Real time. Always returns aware datetimes."""
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def local_now(self) -> datetime:
         return self.now().astimezone(SHANGHAI)
@@ -26,10 +26,10 @@ class FrozenClock(Clock):
     """A clock that only moves when told to (tests, simulations)."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        start = start or datetime.now(timezone.utc)
+        start = start or datetime.now(UTC)
         if start.tzinfo is None:
             start = start.replace(tzinfo=SHANGHAI)
-        self._now = start.astimezone(timezone.utc)
+        self._now = start.astimezone(UTC)
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
@@ -40,7 +40,7 @@ class FrozenClock(Clock):
         if when.tzinfo is None:
             when = when.replace(tzinfo=SHANGHAI)
         with self._lock:
-            self._now = when.astimezone(timezone.utc)
+            self._now = when.astimezone(UTC)
 
     def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
         step = delta if delta is not None else timedelta(**kwargs)

@@ -638,7 +638,7 @@ class Engine:
                  .order_by(HumanTask.id))
             if open_only:
                 q = q.where(HumanTask.state == "open")
-            return [_task_row(ht, number, pid, incidents, summary) for ht, number, pid, incidents, summary in s.execute(q)]
+            return [_task_row(*row) for row in s.execute(q)]
 
     def get_case(self, case_id: int) -> dict[str, Any]:
         with self.db.read() as s:
@@ -818,13 +818,17 @@ class Engine:
                 case.open_incidents += 1
         self._close_recovered_incidents(s, step, wf)
         if step.outbox:
-            conn.execute(insert(Outbox.__table__), [{"case_id": case.id, "created_at": now, "due_at": now, "attempts": 0,
-                                        "status": "pending", **msg} for msg in step.outbox])
+            conn.execute(insert(Outbox.__table__), [
+                {"case_id": case.id, "created_at": now, "due_at": now, "attempts": 0, "status": "pending", **msg}
+                for msg in step.outbox])
         if wf.is_completed() and case.status == "active":
             case.status = "completed"
             case.ended_at = now
             step.event("case_completed", None)
         if step.events:
+            # audit rows added through the session earlier in this transaction (case_resumed,
+            # message_received) happened first: write them before the step's own events
+            s.flush()
             conn.execute(insert(CaseEvent.__table__), [{"case_id": case.id, "at": now, "actor": step.actor, **ev}
                                           for ev in step.events])
         state = self.serializer.serialize_json(wf).encode("utf-8")

@@ -56,6 +56,7 @@ FORBIDDEN_NAMES = frozenset({
     "open", "exec", "eval", "compile", "globals", "locals", "vars", "breakpoint", "input",
     "memoryview", "help", "exit", "quit", "dir", "delattr", "setattr",
 })
+_MISSING = object()
 MAX_RANGE = 1_000_000
 MAX_SEQUENCE = 1_000_000
 MAX_POW_BITS = 100_000
@@ -289,8 +290,17 @@ def _unbound_method(cls: type, name: str) -> Callable[..., Any]:
 
 
 def _getattr_(obj: Any, name: str, *default: Any) -> Any:
-    """RestrictedPython's safer_getattr, plus size guards on the methods that multiply data."""
-    value = safer_getattr(obj, name, *default)
+    """RestrictedPython's safer_getattr, plus size guards on the methods that multiply data.
+
+    A missing attribute raises AttributeError as in Python (safer_getattr would return None,
+    hiding a typo until some later step fails far from it).
+    """
+    value = safer_getattr(obj, name, *(default or (_MISSING,)))
+    if value is _MISSING:
+        if isinstance(obj, types.ModuleType) and obj.__name__ == "math":
+            raise AttributeError(f"math.{name} is not available in BPMN scripts "
+                                 f"(available: {', '.join(MATH_FUNCTIONS)})")
+        raise AttributeError(f"'{type(obj).__name__}' object has no attribute '{name}'")
     if isinstance(obj, type) and _is_guarded(obj, name):
         return _unbound_method(obj, name)
     if _is_guarded(type(obj), name):
@@ -540,26 +550,33 @@ class SandboxEnvironment(TaskDataEnvironment):
                 continue  # a helper, untouched (a script may still use a helper's name for data)
             if isinstance(value, types.ModuleType) or (callable(value) and not isinstance(value, (dict, list))):
                 continue  # functions a script defined, `m = math`: not data
-            if context.get(key, _MISSING) is not value and not _storable(value):
+            bad = _unstorable(value) if context.get(key, _MISSING) is not value else None
+            if bad:
+                if isinstance(value, (dict, list, tuple, set, frozenset)):
+                    bad = f"a {type(value).__name__} containing {bad}"
                 raise SandboxViolation(
-                    f"the script sets '{key}' to a {type(value).__name__}, which cannot be kept in case data; "
-                    "use numbers, strings, True/False/None, lists and dicts (e.g. list(...) of it)")
+                    f"the script sets '{key}' to {bad}, which cannot be kept in case data; use numbers, "
+                    "strings, True/False/None, lists and dicts (for a range or an iterator: list(...))")
             context[key] = value
         return True
 
 
-_MISSING = object()
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def _storable(value: Any, depth: int = 0) -> bool:
-    """Whether a value can be saved with the case (JSON, plus the sets SpiffWorkflow converts)."""
+def _unstorable(value: Any, depth: int = 0) -> str | None:
+    """What in a value cannot be saved with the case (JSON, plus the sets SpiffWorkflow converts)."""
     if isinstance(value, _SCALARS):
-        return True
+        return None
     if depth > 50:
-        return False
+        return "nesting more than 50 levels deep"
     if isinstance(value, dict):
-        return all(isinstance(k, _SCALARS) and _storable(v, depth + 1) for k, v in value.items())
+        for k, v in value.items():
+            found = (None if isinstance(k, _SCALARS) else f"a {type(k).__name__} key") or _unstorable(v, depth + 1)
+            if found:
+                return found
+        return None
     if isinstance(value, (list, tuple, set, frozenset)):
-        return all(_storable(v, depth + 1) for v in value)
-    return False
+        return next((found for v in value if (found := _unstorable(v, depth + 1))), None)
+    kind = "function" if callable(value) else type(value).__name__
+    return f"a {kind}"

@@ -27,7 +27,8 @@ def court_check(ctx: Any, unit: str) -> dict[str, Any]:
     if outcome == "down":
         raise TransientError("court system timed out after 5 s")
     if outcome == "seized":
-        raise BusinessError("SEIZED", "该不动产单元已被查封", court="杭州市西湖区人民法院", doc_no="(2026)浙0106执123号")
+        raise BusinessError("SEIZED", "该不动产单元已被查封", court="杭州市西湖区人民法院",
+                            doc_no="(2026)浙0106执123号")
     if outcome == "crash":
         raise KeyError("unexpected field")
     ctx.outbox("notify.applicant", {"unit": unit, "text": "核查完成"})
