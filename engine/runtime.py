@@ -22,6 +22,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import delete, event, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from domain import calendar
@@ -37,7 +38,9 @@ from engine.steps import (
     message_event,
     ready_human_tasks,
     scheduled_jobs,
+    timer_fired_events,
     waiting_message_names,
+    waiting_timers,
 )
 from handlers.registry import OperatorRegistry, default_registry
 from storage.db import Database
@@ -320,17 +323,27 @@ class Engine:
         payload = _check_data(payload or {})
         if not name or not name.strip():
             raise InvalidInput("message name is empty")
+        try:
+            return self._send_message(case_id, name, payload, actor, key)
+        except IntegrityError:
+            if key is None:
+                raise
+            # the same key arrived twice at once: the other transaction stored it; answer as a replay
+            return self._send_message(case_id, name, payload, actor, key)
+
+    def _send_message(self, case_id: int, name: str, payload: dict[str, Any], actor: Actor,
+                      key: str | None) -> dict[str, Any]:
         with self.db.write() as s:
+            case = self._lock_case(s, case_id)
             if key is not None:
                 existing = s.scalars(select(InboundMessage).where(InboundMessage.idempotency_key == key)).first()
                 if existing is not None:
                     # A replay is the same message to the same case. The same key for another case
                     # or message is a sender's mistake: answering "duplicate" would drop it silently.
                     if existing.case_id != case_id or existing.name != name:
-                        raise Conflict(f"幂等键 {key} 已用于案件 {existing.case_id} 的消息「{existing.name}」，"
-                                       f"不能再用于案件 {case_id} 的消息「{name}」")
+                        raise Conflict(f"幂等键 {key} 已用于案件 {existing.case_id} 的消息"
+                                       f"「{existing.name}」，不能再用于案件 {case_id} 的消息「{name}」")
                     return {"id": existing.id, "delivered": existing.delivered_at is not None, "duplicate": True}
-            case = self._lock_case(s, case_id)
             if case.status in ("completed", "cancelled"):
                 raise CaseNotActive(f"案件 {case.case_number} 已{_status_label(case.status)}，不能再接收消息")
             msg = InboundMessage(case_id=case.id, name=name, payload=payload, received_at=self.clock.now(),
@@ -346,6 +359,7 @@ class Engine:
             return {"id": msg.id, "delivered": msg.delivered_at is not None, "duplicate": False}
 
     def cancel_case(self, case_id: int, reason: str, actor: Actor) -> None:
+        self._require_manager(actor, "撤销案件")
         self._require_reason(reason)
         with self.db.write() as s:
             case = self._lock_case(s, case_id)
@@ -364,6 +378,7 @@ class Engine:
             self._save(s, step, wf, before_ready, before_jobs)
 
     def suspend_case(self, case_id: int, reason: str, actor: Actor) -> None:
+        self._require_manager(actor, "挂起案件")
         self._require_reason(reason)
         with self.db.write() as s:
             case = self._lock_case(s, case_id)
@@ -375,6 +390,7 @@ class Engine:
             self._audit(s, case.id, actor.name, "case_suspended", None, reason=reason)
 
     def resume_case(self, case_id: int, reason: str, actor: Actor) -> None:
+        self._require_manager(actor, "恢复案件")
         self._require_reason(reason)
         with self.db.write() as s:
             case = self._lock_case(s, case_id)
@@ -404,6 +420,7 @@ class Engine:
 
     def retry_incident(self, incident_id: int, actor: Actor, comment: str | None = None) -> dict[str, Any]:
         """Run the failed step again now; returns the incident as it stands afterwards."""
+        self._require_manager(actor, "重试事件")
         with self.db.write() as s:
             inc = self._open_incident(s, incident_id)
             case = self._lock_case(s, inc.case_id)
@@ -428,6 +445,7 @@ class Engine:
         Without a result the incident may only be closed if nothing in the case still waits on it;
         otherwise the case would be stuck with no one told.
         """
+        self._require_manager(actor, "处理事件")
         self._require_reason(comment, what="说明")
         with self.db.write() as s:
             inc = self._open_incident(s, incident_id)
@@ -513,15 +531,16 @@ class Engine:
                 # jobs are claimed at `due_at <= now`: fire as of just past the due time, or a tick
                 # exactly on time would claim the job, fire nothing and lock it for job_lock_seconds.
                 fire_at = max(self.clock.now(), job.due_at + timedelta(microseconds=1))
+                timers = waiting_timers(wf)
                 with self._engine_clock(lambda: fire_at):
-                    wf.refresh_timers()
+                    wf.refresh_timers()  # fires every overdue timer of the case, not only this one
                 if task.state == TaskState.WAITING:  # the workflow's due time is later than the row's
                     actual = scheduled_jobs(wf).get((job.task_guid, "timer"))
                     if actual is not None:
                         job.due_at = actual[0]
                     job.locked_by = job.locked_until = None
                     return False
-                step.event("timer_fired", task, due=job.due_at.isoformat())
+                step.events.extend(timer_fired_events(wf, timers))
             else:
                 s.delete(job)  # stale: the task moved on by another way
                 before_jobs.pop((job.task_guid, job.kind), None)
@@ -931,6 +950,11 @@ class Engine:
         s.add(CaseEvent(case_id=case_id, at=self.clock.now(), actor=actor, kind=kind,
                         task_guid=ht.task_guid if ht else None, bpmn_id=ht.bpmn_id if ht else None,
                         detail={k: v for k, v in detail.items() if v is not None}))
+
+    @staticmethod
+    def _require_manager(actor: Actor, what: str) -> None:
+        if not actor.manages:
+            raise NotPermitted(f"{what}需要主管或系统管理员岗位，{actor.name} 没有")
 
     @staticmethod
     def _require_reason(reason: str | None, what: str = "原因") -> None:

@@ -211,18 +211,23 @@ def advance(step: Step, workflow: BpmnWorkflow, deliver: Any) -> None:
     message moves the case after the scheduler fell behind. Those firings are recorded here too,
     ahead of what the step did after them, so the history never misses a timer.
     """
-    timers = _waiting_timers(workflow)
+    timers = waiting_timers(workflow)
     mark = len(step.events)
     _advance(step, workflow, deliver)
-    fired = [_event("timer_fired", task, {"due": due}) for task, due in timers
-             if task.has_state(_FIRED) and workflow.get_task_from_id(task.id) is task]
-    step.events[mark:mark] = fired
+    step.events[mark:mark] = timer_fired_events(workflow, timers)
 
 
 _FIRED = TaskState.READY | TaskState.STARTED | TaskState.COMPLETED | TaskState.ERROR
 
 
-def _waiting_timers(workflow: BpmnWorkflow) -> list[tuple[Any, str | None]]:
+def timer_fired_events(workflow: BpmnWorkflow, timers: list[tuple[Any, str | None]]) -> list[dict[str, Any]]:
+    """`timer_fired` events for the timers (from `waiting_timers`) that have fired since."""
+    return [_event("timer_fired", task, {"due": due}) for task, due in timers
+            if task.has_state(_FIRED) and workflow.get_task_from_id(task.id) is task]
+
+
+def waiting_timers(workflow: BpmnWorkflow) -> list[tuple[Any, str | None]]:
+    """Every waiting timer task, with its due time as SpiffWorkflow holds it (ISO text)."""
     timers = []
     for task in workflow.get_tasks(state=TaskState.WAITING):
         definition = getattr(task.task_spec, "event_definition", None)

@@ -41,6 +41,18 @@ KNOWN_SPIFF_ELEMENTS = {
     "guestConfirmation", "dataStore",
 }
 FORM_PROPERTIES = ("formJsonSchemaFilename", "formUiSchemaFilename")
+# Children of a process that are not flow nodes a sequence flow may connect.
+NOT_FLOW_NODES = {f"{{{BPMN}}}{t}" for t in (
+    "sequenceFlow", "laneSet", "documentation", "extensionElements", "ioSpecification", "property",
+    "dataObject", "dataObjectReference", "dataStoreReference", "textAnnotation", "association", "group",
+    "ioBinding", "correlationSubscription", "supports", "auditing", "monitoring", "resourceRole",
+    "performer", "humanPerformer", "potentialOwner", "category",
+)}
+# Elements whose ids modelers generate but do not show; problems name their owner instead.
+HIDDEN_ID_TAGS = {"conditionExpression", "timeDuration", "timeDate", "timeCycle", "script", "loopCardinality",
+                  "completionCondition", "multiInstanceLoopCharacteristics", "standardLoopCharacteristics"}
+DOCTYPE_MESSAGE = ("DOCTYPE and entity declarations are not allowed in BPMN files "
+                   "(they can read local files or expand without bound); remove the <!DOCTYPE …> block")
 
 
 @lru_cache(maxsize=1)
@@ -61,6 +73,7 @@ class BpmnFile:
     content: bytes
     tree: Any = None  # lxml ElementTree once parsed
     process_ids: list[str] = field(default_factory=list)  # executable processes defined here
+    process_nodes: dict[str, Any] = field(default_factory=dict)  # their <process> elements
 
     @property
     def text(self) -> str:
@@ -95,6 +108,7 @@ class DeploymentValidator:
     ) -> None:
         self.registry = registry
         self.deployed_xml = deployed_xml
+        self._explained: set[tuple[str, str | None]] = set()  # (file, element id) our checks reported
 
     def validate(self, files: Iterable[tuple[str, bytes]]) -> ValidationResult:
         problems: list[Problem] = []
@@ -127,9 +141,15 @@ class DeploymentValidator:
             problems.extend(self._check_xsd(bf))
         processes: dict[str, CheckedProcess] = {}
         defined: dict[str, BpmnFile] = {}
+        unnamed: set[str] = set()
         for bf in good:
             for proc in bf.tree.getroot().iterfind("bpmn:process", NS):
                 pid = proc.get("id")
+                if not pid:
+                    problems.append(Problem(bf.name, proc.sourceline, None,
+                                            "process has no id: give it one (snake_case English, unique)"))
+                    unnamed.add(bf.name)
+                    continue
                 if pid in defined:
                     problems.append(Problem(bf.name, proc.sourceline, pid,
                                             f"process id '{pid}' is also defined in {defined[pid].name}"))
@@ -137,17 +157,19 @@ class DeploymentValidator:
                 defined[pid] = bf
                 if proc.get("isExecutable") == "true":
                     bf.process_ids.append(pid)
-            if not bf.process_ids:
+                    bf.process_nodes[pid] = proc
+            if not bf.process_ids and bf.name not in unnamed:
                 problems.append(Problem(
                     bf.name, bf.tree.getroot().sourceline, None,
                     "no executable process: set isExecutable=\"true\" on the process to deploy it",
                 ))
+        self._explained = set()
         for bf in good:
             problems.extend(self._lint(bf, others))
         problems.extend(self._check_spiff(good, defined))
+        problems.extend(_call_cycles(good))
         for bf in good:
-            for pid in bf.process_ids:
-                proc = bf.tree.getroot().find(f"bpmn:process[@id='{pid}']", NS)
+            for pid, proc in bf.process_nodes.items():
                 processes[pid] = CheckedProcess(
                     process_id=pid,
                     name=proc.get("name"),
@@ -162,33 +184,38 @@ class DeploymentValidator:
     # ------------------------------------------------------------------ XML and XSD
 
     def _parse_xml(self, bf: BpmnFile) -> list[Problem]:
-        if b"<!DOCTYPE" in bf.content[:4096].upper() or b"<!ENTITY" in bf.content.upper():
-            line = bf.content[: bf.content.upper().find(b"<!")].count(b"\n") + 1
-            return [Problem(bf.name, line, None,
-                            "DOCTYPE and entity declarations are not allowed in BPMN files "
-                            "(they can read local files or expand without bound)")]
+        # Decoded before lxml sees it: a UTF-16 file would hide "<!DOCTYPE" from the byte search below.
+        try:
+            bf.content.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return [Problem(bf.name, bf.content[: err.start].count(b"\n") + 1, None,
+                            f"the file is not UTF-8 encoded (byte {err.start}); save it as UTF-8")]
+        doctype = _doctype_at(bf.content)
+        if doctype is not None:
+            return [Problem(bf.name, bf.content[:doctype].count(b"\n") + 1, None, DOCTYPE_MESSAGE)]
         try:
             tree = etree.ElementTree(etree.fromstring(bf.content, secure_parser()))
         except etree.XMLSyntaxError as err:
             line = err.lineno if err.lineno else None
             msg = err.msg if hasattr(err, "msg") and err.msg else str(err)
             return [Problem(bf.name, line, None, f"not well-formed XML: {msg}")]
+        if tree.docinfo.doctype:  # the byte search missed it (it should not); never go on with a DTD
+            return [Problem(bf.name, None, None, DOCTYPE_MESSAGE)]
         root = tree.getroot()
         if root.tag != f"{{{BPMN}}}definitions":
             return [Problem(bf.name, root.sourceline, root.get("id"),
                             f"not a BPMN 2.0 file: the root element is {root.tag}, "
                             f"expected definitions in namespace {BPMN}")]
-        try:
-            bf.content.decode("utf-8")
-        except UnicodeDecodeError:
-            return [Problem(bf.name, None, None, "the file is not UTF-8 encoded")]
         bf.tree = tree
         return []
 
     def _check_xsd(self, bf: BpmnFile) -> list[Problem]:
         schema = _schema()
-        if schema.validate(bf.tree):
-            return []
+        try:
+            if schema.validate(bf.tree):
+                return []
+        except etree.Error as err:  # libxml2 gives up on some inputs ("Internal error") instead of reporting
+            return [Problem(bf.name, None, None, f"cannot be checked against the BPMN schema: {err}")]
         out = []
         for entry in schema.error_log:
             out.append(Problem(bf.name, entry.line, _id_at_line(bf.tree, entry.line),
@@ -242,6 +269,49 @@ class DeploymentValidator:
                 elif node.tag == f"{{{BPMN}}}userTask":
                     out.extend(_check_forms(bf.name, node, others))
             out.extend(_check_lanes(bf.name, proc))
+            out.extend(self._check_flows(bf, proc))
+        return out
+
+    def _check_flows(self, bf: BpmnFile, proc: Any) -> list[Problem]:
+        """Sequence flows, default flows and boundary events must point at elements that exist.
+
+        SpiffWorkflow misreports a missing flow target ("we found two items, perhaps a form has
+        the same ID?", on the flow's source), and silently accepts a missing source, a default
+        flow that is not an outgoing flow and a boundary event attached to nothing.
+        """
+        out: list[Problem] = []
+        containers = [proc, *proc.iterfind(".//bpmn:subProcess", NS), *proc.iterfind(".//bpmn:transaction", NS),
+                      *proc.iterfind(".//bpmn:adHocSubProcess", NS)]
+        for container in containers:
+            where = f"{etree.QName(container).localname} '{container.get('id')}'"
+            children = [c for c in container if isinstance(c.tag, str)]
+            nodes = {c.get("id"): c for c in children if c.get("id") and c.tag not in NOT_FLOW_NODES}
+            flows = [c for c in children if c.tag == f"{{{BPMN}}}sequenceFlow"]
+            outgoing: dict[str, set[str]] = {}
+            for flow in flows:
+                fid, source, target = flow.get("id"), flow.get("sourceRef"), flow.get("targetRef")
+                outgoing.setdefault(source, set()).add(fid)
+                for attr, ref, verb in (("sourceRef", source, "comes from"), ("targetRef", target, "goes to")):
+                    if ref not in nodes:
+                        out.append(Problem(
+                            bf.name, flow.sourceline, fid,
+                            f"sequence flow '{fid}' {verb} '{ref}' ({attr}), but {where} has no element "
+                            "with that id: correct the reference or add the element"))
+                        if source in nodes:
+                            self._explained.add((bf.name, source))
+            for node in nodes.values():
+                default = node.get("default")
+                if default and default not in outgoing.get(node.get("id"), set()):
+                    out.append(Problem(bf.name, node.sourceline, node.get("id"),
+                                       f"default flow '{default}' is not a sequence flow leaving "
+                                       f"'{node.get('id')}'"))
+                    self._explained.add((bf.name, node.get("id")))
+                attached = node.get("attachedToRef")
+                if node.tag == f"{{{BPMN}}}boundaryEvent" and attached not in nodes:
+                    out.append(Problem(bf.name, node.sourceline, node.get("id"),
+                                       f"boundary event is attached to '{attached}', but {where} has no "
+                                       "element with that id"))
+                    self._explained.add((bf.name, node.get("id")))
         return out
 
     def _check_operator(self, filename: str, node: Any, owner: str | None) -> list[Problem]:
@@ -291,15 +361,27 @@ class DeploymentValidator:
         if not executable:
             return out
         parser = AppParser(validator=None)
+        unread: set[str] = set()
         for bf in good:
+            stores = _data_store_problems(bf, parser)
+            if stores:
+                out.extend(stores)
+                unread.add(bf.name)
+                continue
             try:
                 parser.add_bpmn_xml(_copy_tree(bf.tree), filename=bf.name)
             except ValidationException as err:
                 out.append(_from_validation_exception(err, bf))
+                unread.add(bf.name)
             except Exception as err:  # noqa: BLE001 — the parser's own defects must still be reported
                 out.append(Problem(bf.name, None, None, f"cannot be read by the engine: {err}"))
+                unread.add(bf.name)
         missing = self._add_deployed_callees(parser, good, defined, out)
+        for bf in good:
+            out.extend(self._check_event_refs(bf, parser))
         for bf in executable:
+            if bf.name in unread:
+                continue  # its processes were never added; "process not found" would only repeat that
             for pid in bf.process_ids:
                 try:
                     parser.get_spec(pid)
@@ -307,9 +389,38 @@ class DeploymentValidator:
                 except ValidationException as err:
                     if any(m in str(err) for m in missing):
                         continue  # already reported at the call activity
+                    if (getattr(err, "file_name", None) or bf.name, getattr(err, "id", None)) in self._explained:
+                        continue  # already reported by our own check, with a clearer message
                     out.append(_from_validation_exception(err, bf))
                 except Exception as err:  # noqa: BLE001
                     out.append(Problem(bf.name, None, pid, f"cannot be read by the engine: {err}"))
+        return out
+
+    def _check_event_refs(self, bf: BpmnFile, parser: AppParser) -> list[Problem]:
+        """errorRef, messageRef, … must name a definition (in any file of the deployment).
+
+        SpiffWorkflow 3.2.0 crashes on a missing one with a TypeError about its own
+        raise_validation_exception(), which tells a designer nothing.
+        """
+        out = []
+        known = {"error": parser.errors, "message": parser.messages, "signal": parser.signals,
+                 "escalation": parser.escalations}
+        for node in bf.tree.getroot().iter():
+            if not isinstance(node.tag, str) or not node.tag.startswith(f"{{{BPMN}}}"):
+                continue
+            tag = etree.QName(node).localname
+            kind = tag.removesuffix("EventDefinition")
+            if kind == tag:
+                kind = "message" if tag in ("receiveTask", "sendTask") else None
+            if kind not in known:
+                continue
+            ref = node.get(f"{kind}Ref")
+            if ref and ref not in known[kind]:
+                owner = _owner_id(node if tag in ("receiveTask", "sendTask") else node.getparent())
+                out.append(Problem(bf.name, node.sourceline, owner,
+                                   f"{kind}Ref '{ref}' names no <bpmn:{kind}>: define it under "
+                                   f"<bpmn:definitions> or correct the reference"))
+                self._explained.add((bf.name, owner))
         return out
 
     def _add_deployed_callees(self, parser: AppParser, good: list[BpmnFile], defined: dict[str, BpmnFile],
@@ -352,8 +463,11 @@ def _copy_tree(tree: Any) -> Any:
 
 
 def _owner_id(node: Any) -> str | None:
+    """The id a designer sees for a node: its flow element's (a modeler hides expression ids)."""
     while node is not None:
-        if isinstance(node.tag, str) and node.get("id") and not node.tag.startswith(f"{{{SPIFF}}}"):
+        if (isinstance(node.tag, str) and node.get("id") and not node.tag.startswith(f"{{{SPIFF}}}")
+                and etree.QName(node).localname not in HIDDEN_ID_TAGS
+                and not node.tag.endswith("EventDefinition")):
             return node.get("id")
         node = node.getparent()
     return None
@@ -378,16 +492,62 @@ def _clean_xsd_message(message: str) -> str:
 
 
 def _from_validation_exception(err: ValidationException, bf: BpmnFile) -> Problem:
-    element_id = getattr(err, "id", None)
+    element_id = getattr(err, "id", None) or None
     line = getattr(err, "line_number", None) or None
     if line is None and element_id:
-        found = bf.tree.getroot().find(f".//*[@id='{element_id}']")
-        line = found.sourceline if found is not None else None
+        found = bf.tree.getroot().xpath(".//*[@id=$id]", id=element_id)  # a variable: ids may hold quotes
+        line = found[0].sourceline if found else None
     filename = getattr(err, "file_name", None) or bf.name
-    message = str(err).split("\n")[0]
+    # str() of a SpiffWorkflowException appends ". " and its notes; take the message itself
+    parts = [str(err.args[0]) if err.args else str(err), *getattr(err, "notes", [])]
+    message = ". ".join(p.strip().rstrip(".") for p in parts if p and p.strip()).split("\n")[0]
     for prefix in ("Error: ", "ValidationException: "):
         message = message.removeprefix(prefix)
     return Problem(filename, line, element_id, message)
+
+
+def _call_cycles(files: list[BpmnFile]) -> list[Problem]:
+    """Processes of one deployment calling each other in a circle cannot be versioned (each version
+    pins the versions it calls), so they are reported here, at the call activity, with the others."""
+    calls: dict[str, list[tuple[str, BpmnFile, Any]]] = {}
+    for bf in files:
+        for pid, proc in bf.process_nodes.items():
+            calls[pid] = [(c.get("calledElement"), bf, c) for c in proc.iterfind(".//bpmn:callActivity", NS)]
+    out: list[Problem] = []
+    done: set[str] = set()
+
+    def visit(pid: str, path: tuple[str, ...]) -> None:
+        for called, bf, node in calls.get(pid, []):
+            if called in path:
+                cycle = (*path[path.index(called):], called)
+                out.append(Problem(bf.name, node.sourceline, node.get("id"),
+                                   "call activities call each other in a cycle: " + " → ".join(cycle)))
+            elif called in calls and called not in done:
+                visit(called, (*path, called))
+        done.add(pid)
+
+    for pid in sorted(calls):
+        if pid not in done:
+            visit(pid, (pid,))
+    return out
+
+
+def _doctype_at(content: bytes) -> int | None:
+    """Offset of a DOCTYPE or ENTITY declaration (anywhere: comments may push it past any prefix)."""
+    upper = content.upper()
+    found = [i for i in (upper.find(b"<!DOCTYPE"), upper.find(b"<!ENTITY")) if i >= 0]
+    return min(found) if found else None
+
+
+def _data_store_problems(bf: BpmnFile, parser: AppParser) -> list[Problem]:
+    out = []
+    for store in bf.tree.getroot().iterfind("bpmn:dataStore", NS):
+        name = store.get("name")
+        if name not in parser.DATA_STORE_CLASSES:
+            out.append(Problem(bf.name, store.sourceline, store.get("id"),
+                               f"data store '{name}' is not supported by this engine: "
+                               "keep data in the case, or call a service task"))
+    return out
 
 
 def _timer_literal_problems(filename: str, node: Any, owner: str | None) -> list[Problem]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -46,18 +47,24 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[Database | None]:
+    """A database of its own for this test run, dropped at the end, so runs side by side don't collide."""
     if not PG_URL:
         if REQUIRE_PG:
             pytest.fail("ONEWINDOW_REQUIRE_POSTGRES=1 but ONEWINDOW_TEST_POSTGRES_URL is not set")
         yield None
         return
-    db = Database(PG_URL, pool_size=10)
-    with db.engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
+    admin = Database(PG_URL, pool_size=1)
+    name = f"onewindow_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin.engine.url.set(database=name).render_as_string(hide_password=False)
+    db = Database(url, pool_size=10)
     upgrade(db)
     yield db
     db.dispose()
+    with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

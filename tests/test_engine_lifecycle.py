@@ -88,7 +88,8 @@ def test_running_parent_keeps_the_child_version_it_started_with(engine):
         'name="发放证书"'.encode(), 'name="发放证书并告知"'.encode())
     deployed = {d.process_id: d for d in engine.deploy([("call_child.bpmn", child_v2)], "designer")}
     assert deployed["call_child"].version == 2
-    assert {v["process_id"]: v["version"] for v in engine.versions() if v["running_cases"]} == {"call_parent": 1}
+    in_use = {v["process_id"]: v["version"] for v in engine.versions() if v["running_cases"]}
+    assert in_use == {"call_parent": 1}
     new = engine.start_case("call_parent", {}, CLERK)
     assert engine.get_case(new.id)["version"] == 2  # the parent got a version calling the new child
     engine.complete_task(open_task(engine, new.id, "accept")["id"], {}, CLERK)
@@ -140,7 +141,8 @@ def test_claim_release_and_reassign_with_audit_and_permissions(engine):
              if e["kind"].startswith("task_") and e["bpmn_id"] == "accept"]
     assert audit == [
         ("task_claimed", CLERK.name, {}),
-        ("task_reassigned", SUPERVISOR.name, {"previous": CLERK.name, "to": CLERK_LIU.name, "reason": "王某病假"}),
+        ("task_reassigned", SUPERVISOR.name,
+         {"previous": CLERK.name, "to": CLERK_LIU.name, "reason": "王某病假"}),
         ("task_released", CLERK_LIU.name, {"previous": CLERK_LIU.name}),
         ("task_claimed", CLERK_LIU.name, {}),
         ("task_completed", CLERK_LIU.name, {"data": {}}),
@@ -209,7 +211,8 @@ def test_suspend_and_resume_need_a_reason_and_block_work_meanwhile(engine):
         engine.resume_case(case.id, "再次恢复", SUPERVISOR)
     engine.complete_task(accept["id"], {}, CLERK)
     assert open_task(engine, case.id, "review")
-    assert [e["detail"]["reason"] for e in history(engine, case.id, "case_suspended")] == ["法院协助执行，暂停办理"]
+    suspended = [e["detail"]["reason"] for e in history(engine, case.id, "case_suspended")]
+    assert suspended == ["法院协助执行，暂停办理"]
     assert [e["detail"]["reason"] for e in history(engine, case.id, "case_resumed")] == ["已解除"]
 
 
@@ -248,3 +251,18 @@ def test_cancel_closes_open_tasks_and_timers(engine, clock):
     assert engine.run_due_jobs().fired == 0
     assert "reminders" not in engine.case_data(timed.id)
     assert [t["state"] for t in engine.case_tasks(timed.id, open_only=False)] == ["cancelled"]
+
+
+def test_only_supervisors_and_admins_cancel_suspend_or_fix_incidents(engine):
+    from engine import NotPermitted
+    from tests.conftest import CLERK, REVIEWER
+
+    engine.deploy(bpmn("parallel.bpmn"), "designer")
+    case = engine.start_case("parallel_review", {"accepted_on": "2026-09-30", "limit_days": 5}, CLERK)
+    for action in (lambda a: engine.cancel_case(case.id, "撤回", a),
+                   lambda a: engine.suspend_case(case.id, "暂停", a)):
+        for actor in (CLERK, REVIEWER):
+            with pytest.raises(NotPermitted, match="主管或系统管理员"):
+                action(actor)
+    assert engine.get_case(case.id)["status"] == "active"
+    assert [e["kind"] for e in engine.history(case.id)].count("case_cancelled") == 0

@@ -30,7 +30,8 @@ def open_ids(engine, case_id: int) -> list[str]:
 
 def message_rows(engine, case_id: int) -> int:
     with engine.db.read() as s:
-        return s.scalar(select(func.count()).select_from(InboundMessage).where(InboundMessage.case_id == case_id))
+        return s.scalar(select(func.count()).select_from(InboundMessage)
+                        .where(InboundMessage.case_id == case_id))
 
 
 def kinds(engine, case_id: int) -> list[str]:
@@ -51,7 +52,9 @@ def test_early_message_is_buffered_and_delivered_when_the_case_waits(engine):
     assert open_ids(engine, case.id) == ["issue"]
     assert engine.case_data(case.id)["payment"] == PAID
     history = kinds(engine, case.id)
-    assert history.index("message_received") < history.index("task_completed") < history.index("message_delivered")
+    received, completed, delivered = (history.index(k) for k in
+                                      ("message_received", "task_completed", "message_delivered"))
+    assert received < completed < delivered
 
 
 def test_message_sent_while_waiting_is_delivered_at_once(engine):
@@ -79,7 +82,8 @@ def test_message_for_something_else_stays_buffered(engine):
 def test_duplicate_send_with_the_same_key_is_not_delivered_twice(engine):
     case = start(engine)
     first = engine.send_message(case.id, "tax_paid", PAID, SYSTEM, key="tax:SW-2026-000123")
-    again = engine.send_message(case.id, "tax_paid", {**PAID, "amount": 1.0}, SYSTEM, key="tax:SW-2026-000123")
+    again = engine.send_message(case.id, "tax_paid", {**PAID, "amount": 1.0}, SYSTEM,
+                                key="tax:SW-2026-000123")
     assert again == {"id": first["id"], "delivered": False, "duplicate": True}
     assert engine.get_case(case.id)["buffered_messages"] == 1
     accept(engine, case.id)

@@ -81,7 +81,8 @@ def test_success_stores_result_and_queues_the_notification_with_its_key(engine):
     assert open_ids(engine, case.id) == ["approve"]
     assert engine.case_data(case.id)["court"] == {"seized": False, "unit": UNIT}
     check_guid = engine.history(case.id)[1]["task_guid"]
-    assert CourtStub.calls == [{"unit": UNIT, "key": f"{case.id}:{check_guid}:test.court_check", "attempt": 1}]
+    key = f"{case.id}:{check_guid}:test.court_check"
+    assert CourtStub.calls == [{"unit": UNIT, "key": key, "attempt": 1}]
     [msg] = outbox(engine)
     assert msg.case_id == case.id and msg.topic == "notify.applicant" and msg.status == "pending"
     assert msg.payload == {"unit": UNIT, "text": "核查完成"}
@@ -119,7 +120,8 @@ def test_transient_failure_is_retried_after_the_back_off(engine, clock):
     assert jobs(engine, case.id) == []
     assert [c["attempt"] for c in CourtStub.calls] == [1, 2]
     assert len({c["key"] for c in CourtStub.calls}) == 1
-    assert kinds(engine, case.id) == ["case_started", "service_retry_scheduled", "service_retry", "service_called"]
+    assert kinds(engine, case.id) == [
+        "case_started", "service_retry_scheduled", "service_retry", "service_called"]
     assert len(outbox(engine)) == 1
 
 
@@ -206,7 +208,8 @@ def test_resolve_needs_a_result_while_the_task_is_blocked(engine):
     assert engine.incidents()[0]["status"] == "open"
     assert engine.get_case(case.id)["open_incidents"] == 1
 
-    engine.resolve_incident(incident["id"], "已电话向法院核实，未查封", ADMIN, result={"seized": False, "manual": True})
+    engine.resolve_incident(incident["id"], "已电话向法院核实，未查封", ADMIN,
+                            result={"seized": False, "manual": True})
     assert engine.incidents() == []
     [closed] = engine.incidents(status="resolved")
     assert closed["resolved_by"] == ADMIN.name and closed["comment"] == "已电话向法院核实，未查封"

@@ -163,6 +163,19 @@ def test_running_due_jobs_twice_fires_once(engine, clock):
     assert fired(engine, case.id) == ["remind"]
 
 
+def test_a_late_scheduler_fires_every_overdue_timer_and_records_each(engine, clock):
+    """The worker was down for three days: the reminder and the deadline are both overdue."""
+    case = start(engine, clock)
+    clock.advance(days=3)
+    engine.run_due_jobs()
+    assert engine.case_data(case.id)["reminders"] == 1
+    assert sorted(fired(engine, case.id)) == ["expire", "remind"]
+    states = {t["bpmn_id"]: t["state"] for t in engine.case_tasks(case.id, open_only=False)}
+    assert states == {"review": "cancelled", "escalated": "open"}
+    assert timer_jobs(engine, case.id) == {}
+    assert engine.run_due_jobs().fired == 0
+
+
 def test_timers_of_a_suspended_case_wait_for_resume(engine, clock):
     case = start(engine, clock)
     engine.suspend_case(case.id, "等待法院协助执行通知书", SUPERVISOR)
