@@ -20,10 +20,10 @@ from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, event, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, event, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from domain import calendar
 from domain.clock import SHANGHAI, Clock
@@ -711,7 +711,7 @@ class Engine:
     def _case_step(self, *, task_id: int, actor: Actor, expected_version: int | None
                    ) -> Iterator[tuple[Session, Step, BpmnWorkflow, HumanTask]]:
         with self.db.write() as s:
-            ht = s.get(HumanTask, task_id)
+            ht = s.scalars(_TASK_BY_ID, {"task_id": task_id}).first()
             if ht is None:
                 raise NotFound(f"任务 {task_id} 不存在")
             case = self._lock_case(s, ht.case_id)
@@ -798,8 +798,8 @@ class Engine:
         for guid in before_ready.keys() - after_ready.keys():
             task = wf.get_task_from_id(UUID(guid))
             state = "completed" if task is not None and task.state == TaskState.COMPLETED else "cancelled"
-            conn.execute(update(HumanTask.__table__).where(HumanTask.__table__.c.task_guid == guid).values(
-                state=state, closed_at=now, closed_by=step.actor if state == "completed" else None))
+            conn.execute(_CLOSE_TASK, {"b_guid": guid, "b_state": state, "b_at": now,
+                                       "b_by": step.actor if state == "completed" else None})
         new_tasks = []
         for guid in after_ready.keys() - before_ready.keys():
             task = after_ready[guid]
@@ -810,7 +810,7 @@ class Engine:
                 "role": info.roles.get(key), "form": info.forms.get(key), "state": "open", "created_at": now,
             })
         if new_tasks:
-            conn.execute(insert(HumanTask.__table__), new_tasks)
+            conn.execute(_INSERT_TASK, new_tasks)
         after_jobs = scheduled_jobs(wf) if case.status == "active" or case.status == "suspended" else {}
         if after_jobs != before_jobs:
             stale = [k for k in before_jobs if k not in after_jobs or after_jobs[k] != before_jobs[k]]
@@ -848,7 +848,7 @@ class Engine:
             # audit rows added through the session earlier in this transaction (case_resumed,
             # message_received) happened first: write them before the step's own events
             s.flush()
-            conn.execute(insert(CaseEvent.__table__), [{"case_id": case.id, "at": now, "actor": step.actor, **ev}
+            conn.execute(_INSERT_EVENT, [{"case_id": case.id, "at": now, "actor": step.actor, **ev}
                                           for ev in step.events])
         state = self.serializer.serialize_json(wf).encode("utf-8")
         if new:
@@ -858,12 +858,10 @@ class Engine:
             self._remember_after_commit(s, case.id, case.lock_version, wf)
             return
         old_version = case.lock_version
-        c = Case.__table__.c
-        result = conn.execute(
-            update(Case.__table__).where(c.id == case.id, c.lock_version == old_version).values(
-                state=state, lock_version=old_version + 1, updated_at=now, status=case.status,
-                ended_at=case.ended_at, open_incidents=case.open_incidents,
-                buffered_messages=case.buffered_messages, status_reason=case.status_reason))
+        result = conn.execute(_SAVE_CASE, {
+            "b_id": case.id, "b_old": old_version, "b_state": state, "b_version": old_version + 1, "b_at": now,
+            "b_status": case.status, "b_ended": case.ended_at, "b_incidents": case.open_incidents,
+            "b_buffered": case.buffered_messages, "b_reason": case.status_reason})
         if result.rowcount != 1:
             raise Conflict(f"案件 {case.case_number} 已被他人同时更新，请刷新后重试")
         case.lock_version = old_version + 1
@@ -913,10 +911,9 @@ class Engine:
         inc.status, inc.resolved_by, inc.resolved_at, inc.comment = "resolved", who, when, comment
 
     def _lock_case(self, s: Session, case_id: int) -> Case:
-        q = select(Case).where(Case.id == case_id).execution_options(populate_existing=True)
-        if not self.db.is_sqlite:
-            q = q.with_for_update()
-        case = s.scalars(q).first()
+        """The case row, locked for this step; its state blob is loaded only if the step needs it."""
+        q = _CASE_FOR_STEP if self.db.is_sqlite else _CASE_FOR_STEP_LOCKED
+        case = s.scalars(q, {"case_id": case_id}).first()
         if case is None:
             raise NotFound(f"案件 {case_id} 不存在")
         return case
@@ -977,6 +974,23 @@ class Engine:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+# Statements of the hot path, built once: building them per call costs more than running them.
+_CASE_FOR_STEP = (select(Case).where(Case.id == bindparam("case_id")).options(defer(Case.state))
+                  .execution_options(populate_existing=True))
+_CASE_FOR_STEP_LOCKED = _CASE_FOR_STEP.with_for_update()
+_TASK_BY_ID = select(HumanTask).where(HumanTask.id == bindparam("task_id")).execution_options(populate_existing=True)
+_ht = HumanTask.__table__.c
+_CLOSE_TASK = update(HumanTask.__table__).where(_ht.task_guid == bindparam("b_guid")).values(
+    state=bindparam("b_state"), closed_at=bindparam("b_at"), closed_by=bindparam("b_by"))
+_INSERT_TASK = insert(HumanTask.__table__)
+_INSERT_EVENT = insert(CaseEvent.__table__)
+_c = Case.__table__.c
+_SAVE_CASE = update(Case.__table__).where(_c.id == bindparam("b_id"), _c.lock_version == bindparam("b_old")).values(
+    state=bindparam("b_state"), lock_version=bindparam("b_version"), updated_at=bindparam("b_at"),
+    status=bindparam("b_status"), ended_at=bindparam("b_ended"), open_incidents=bindparam("b_incidents"),
+    buffered_messages=bindparam("b_buffered"), status_reason=bindparam("b_reason"))
+
 
 def next_counter(s: Session, name: str) -> int:
     """The next value of a gapless counter; atomic under concurrency on both databases."""

@@ -58,6 +58,7 @@ FORBIDDEN_NAMES = frozenset({
 })
 _MISSING = object()
 MAX_RANGE = 1_000_000
+MAX_STORED_VALUES = 1_000_000  # values a script may leave in case data, counted through nested lists
 MAX_SEQUENCE = 1_000_000
 MAX_POW_BITS = 100_000
 MAX_INT_BITS = 1_000_000  # a product of two ints may not exceed this (about 300 000 digits)
@@ -308,6 +309,15 @@ def _getattr_(obj: Any, name: str, *default: Any) -> Any:
     return value
 
 
+def _sum(iterable: Any, start: Any = 0) -> Any:
+    """sum(), except that adding up lists (`sum(lists, [])`) may not build a huge list in C."""
+    if isinstance(start, _SEQUENCES):
+        items = list(iterable)
+        _check_size(len(start) + sum(len(x) for x in items if isinstance(x, _SEQUENCES)))
+        return sum(items, start)
+    return sum(iterable, start)
+
+
 def _range(*args: int) -> range:
     r = range(*args)
     if len(r) > MAX_RANGE:
@@ -317,7 +327,7 @@ def _range(*args: int) -> range:
 
 _INPLACE: dict[str, Callable[[Any, Any], Any]] = {
     "+=": _iadd_, "-=": operator.isub, "*=": _mul_, "/=": operator.itruediv,
-    "//=": operator.ifloordiv, "%=": operator.imod, "**=": _pow_, "<<=": _lshift_,
+    "//=": operator.ifloordiv, "%=": _mod_, "**=": _pow_, "<<=": _lshift_,
     ">>=": operator.irshift, "&=": operator.iand, "|=": operator.ior, "^=": operator.ixor,
 }
 
@@ -460,6 +470,7 @@ def _builtins() -> dict[str, Any]:
                  "filter", "map", "zip", "set", "frozenset", "iter", "next"):
         b[name] = __builtins__[name] if isinstance(__builtins__, dict) else getattr(__builtins__, name)
     b["range"] = _range
+    b["sum"] = _sum
     b["pow"] = _pow_
     b["math"] = _safe_math()
     for name in FORBIDDEN_NAMES:
@@ -552,11 +563,11 @@ class SandboxEnvironment(TaskDataEnvironment):
                 continue  # functions a script defined, `m = math`: not data
             bad = _unstorable(value) if context.get(key, _MISSING) is not value else None
             if bad:
+                hint = ("keep only what later steps need" if bad.startswith("more than") else
+                        "use numbers, strings, True/False/None, lists and dicts (for a range: list(...))")
                 if isinstance(value, (dict, list, tuple, set, frozenset)):
                     bad = f"a {type(value).__name__} containing {bad}"
-                raise SandboxViolation(
-                    f"the script sets '{key}' to {bad}, which cannot be kept in case data; use numbers, "
-                    "strings, True/False/None, lists and dicts (for a range or an iterator: list(...))")
+                raise SandboxViolation(f"the script sets '{key}' to {bad}, which cannot be kept in case data; {hint}")
             context[key] = value
         return True
 
@@ -564,19 +575,31 @@ class SandboxEnvironment(TaskDataEnvironment):
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def _unstorable(value: Any, depth: int = 0) -> str | None:
-    """What in a value cannot be saved with the case (JSON, plus the sets SpiffWorkflow converts)."""
-    if isinstance(value, _SCALARS):
-        return None
-    if depth > 50:
-        return "nesting more than 50 levels deep"
-    if isinstance(value, dict):
-        for k, v in value.items():
-            found = (None if isinstance(k, _SCALARS) else f"a {type(k).__name__} key") or _unstorable(v, depth + 1)
-            if found:
-                return found
-        return None
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return next((found for v in value if (found := _unstorable(v, depth + 1))), None)
-    kind = "function" if callable(value) else type(value).__name__
-    return f"a {kind}"
+def _unstorable(value: Any) -> str | None:
+    """What in a value cannot be saved with the case (JSON, plus the sets SpiffWorkflow converts).
+
+    Counts what it would walk: `[[0] * 10**6] * 1000` is a short list, but saving it means
+    writing 10**9 values.
+    """
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    count = 1
+    while pending:
+        current, depth = pending.pop()
+        if isinstance(current, _SCALARS):
+            continue
+        if depth > 50:
+            return "nesting more than 50 levels deep"
+        if isinstance(current, (dict, list, tuple, set, frozenset)):
+            count += len(current)
+            if count > MAX_STORED_VALUES:
+                return f"more than {MAX_STORED_VALUES} values"
+            if isinstance(current, dict):
+                bad_key = next((k for k in current if not isinstance(k, _SCALARS)), _MISSING)
+                if bad_key is not _MISSING:
+                    return f"a {type(bad_key).__name__} key"
+                pending.extend((v, depth + 1) for v in current.values())
+            else:
+                pending.extend((v, depth + 1) for v in current)
+            continue
+        return "a function" if callable(current) else f"a {type(current).__name__}"
+    return None

@@ -285,7 +285,7 @@ def _root_cause(err: BaseException) -> BaseException:
 def _describe(err: SpiffWorkflowException) -> str:
     text = str(err)
     notes = getattr(err, "notes", None) or getattr(err, "__notes__", None) or []
-    inner = getattr(err, "exception", None)
+    inner = getattr(err, "exception", None) or err.__cause__ or err.__context__
     parts = [text]
     if inner is not None and str(inner) and str(inner) not in text:
         parts.append(f"{type(inner).__name__}: {inner}")

@@ -2,10 +2,13 @@
 
 Every problem is collected (not just the first) and located as `file:line element-id`, because
 the people reading them are process designers fixing a diagram in a modeler. Checks, in order:
-size; well-formed XML with entities, DTDs and network access off; the BPMN 2.0 XSD;
-SpiffWorkflow's own parse; every script and expression compiled by the sandbox; every service
-operator registered with the parameters it declares; every call activity resolvable; every
-lane a known role; every form file present and a valid JSON Schema.
+size; UTF-8; well-formed XML with no DOCTYPE at all (entities, DTDs and network access off);
+the BPMN 2.0 XSD; SpiffWorkflow's own parse; every script and expression compiled by the
+sandbox; every service operator registered with the parameters it declares; every sequence
+flow, default flow, boundary event and errorRef/messageRef/… pointing at something that exists;
+every call activity resolvable and no call cycle; every lane a known role; every form file
+present and a valid JSON Schema. Where SpiffWorkflow's own message for a problem is misleading
+(a missing flow target, a missing errorRef), ours is reported instead of it.
 """
 from __future__ import annotations
 
@@ -378,7 +381,7 @@ class DeploymentValidator:
                 unread.add(bf.name)
         missing = self._add_deployed_callees(parser, good, defined, out)
         for bf in good:
-            out.extend(self._check_event_refs(bf, parser))
+            out.extend(self._check_event_refs(bf, parser, good))
         for bf in executable:
             if bf.name in unread:
                 continue  # its processes were never added; "process not found" would only repeat that
@@ -396,15 +399,18 @@ class DeploymentValidator:
                     out.append(Problem(bf.name, None, pid, f"cannot be read by the engine: {err}"))
         return out
 
-    def _check_event_refs(self, bf: BpmnFile, parser: AppParser) -> list[Problem]:
+    def _check_event_refs(self, bf: BpmnFile, parser: AppParser, good: list[BpmnFile]) -> list[Problem]:
         """errorRef, messageRef, … must name a definition (in any file of the deployment).
 
         SpiffWorkflow 3.2.0 crashes on a missing one with a TypeError about its own
         raise_validation_exception(), which tells a designer nothing.
         """
         out = []
-        known = {"error": parser.errors, "message": parser.messages, "signal": parser.signals,
-                 "escalation": parser.escalations}
+        known: dict[str, set[str]] = {"error": set(parser.errors), "message": set(parser.messages),
+                                      "signal": set(parser.signals), "escalation": set(parser.escalations)}
+        for other in good:  # also files the parser refused, so their own problems are not misreported here
+            for kind, ids in known.items():
+                ids.update(el.get("id") for el in other.tree.getroot().iterfind(f".//bpmn:{kind}", NS))
         for node in bf.tree.getroot().iter():
             if not isinstance(node.tag, str) or not node.tag.startswith(f"{{{BPMN}}}"):
                 continue

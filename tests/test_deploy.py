@@ -157,6 +157,14 @@ def test_references_to_nothing_are_explained(engine, body, element_id, words):
     assert "TypeError" not in problem.message
 
 
+def test_an_unsupported_data_store_is_the_one_problem_reported(engine):
+    content = definitions(chain('<bpmn:receiveTask id="wait_bank" messageRef="msg_release"/>'), before=(
+        '  <bpmn:dataStore id="ledger" name="财务账簿"/>\n  <bpmn:message id="msg_release" name="released"/>\n'))
+    problem = only(rejected(engine, [("store.bpmn", content)]))
+    assert (problem.line, problem.element_id) == (line_of(content, "<bpmn:dataStore"), "ledger")
+    assert "data store '财务账簿' is not supported" in problem.message
+
+
 # ---------------------------------------------------------------------------- expressions
 
 def test_script_syntax_error_names_task_and_line(engine):
