@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -16,7 +17,9 @@ from engine.validation import MAX_FILE_BYTES, DeploymentValidator
 from tests.conftest import CLERK, bpmn, open_task
 from tests.diagrams import call_activity, chain, definitions, line_of, script_task, service_task, user_task
 
-MIWG = Path("/work/shared/conformance/miwg-reference")
+# the workplace's shared/ folder sits beside the checkout (CI clones main with shared/ beside it)
+SHARED = Path(os.environ.get("ONEWINDOW_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+MIWG = SHARED / "conformance" / "miwg-reference"
 PROBLEM_LINE = re.compile(r"^(?P<file>[\w.@/-]+):(?P<line>\d+) (?P<id>[\w.-]+): (?P<message>.+)$")
 
 
@@ -350,6 +353,10 @@ def test_a_new_version_of_a_called_process_gives_its_caller_one(engine):
 
 
 # ---------------------------------------------------------------------------- conformance and fuzzing
+
+def test_miwg_reference_set_is_present():
+    assert len(list(MIWG.glob("*.bpmn"))) >= 20, f"the BPMN MIWG reference models are missing from {MIWG}"
+
 
 @pytest.mark.parametrize("path", sorted(MIWG.glob("*.bpmn")), ids=lambda p: p.name)
 def test_miwg_reference_models_are_deployed_or_refused_with_reasons(engine, path):
