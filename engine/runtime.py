@@ -24,6 +24,7 @@ from sqlalchemy import bindparam, delete, event, func, insert, or_, select, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm.attributes import set_committed_value
 
 from domain import calendar
 from domain.clock import SHANGHAI, Clock
@@ -135,7 +136,7 @@ class Engine:
         self.serializer = spiff.make_serializer(self._spec_bundle)
         self.environment = sandbox.SandboxEnvironment(sandbox.default_helpers(self.clock.now))
         self._calendar_loaded = False
-        self._hot: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
+        self._hot: OrderedDict[int, tuple[int, BpmnWorkflow, dict[str, Any], dict[Any, Any]]] = OrderedDict()
 
     # ================================================================== deployments
 
@@ -209,10 +210,10 @@ class Engine:
             self._infos[version_id] = VersionInfo(pv.id, pv.process_id, pv.version, roles, names, forms)
 
     def latest_version_id(self, session: Session, process_id: str) -> int:
-        pv = deployment.latest_version(session, process_id)
-        if pv is None:
+        version_id = session.scalar(_LATEST_VERSION, {"pid": process_id})
+        if version_id is None:
             raise NotFound(f"no process '{process_id}' is deployed")
-        return pv.id
+        return version_id
 
     # ================================================================== cases
 
@@ -736,9 +737,14 @@ class Engine:
         self._ensure_calendar()
         info = self.version_info(case.process_version_id)
         step = Step(self, case, actor.name, self.clock.now(), info)
-        wf = self._take_hot(case) or self._deserialize(case)
+        hot = self._take_hot(case)
+        if hot is not None:
+            wf, ready, jobs = hot
+        else:
+            wf = self._deserialize(case)
+            ready, jobs = ready_human_tasks(wf), scheduled_jobs(wf)
         wf.script_engine = StepScriptEngine(step, self.environment)
-        return step, wf, ready_human_tasks(wf), scheduled_jobs(wf)
+        return step, wf, ready, jobs
 
     def _deserialize(self, case: Case) -> BpmnWorkflow:
         wf = self.serializer.deserialize_json(case.state)
@@ -855,7 +861,7 @@ class Engine:
             case.state = state
             case.updated_at = now
             s.flush()
-            self._remember_after_commit(s, case.id, case.lock_version, wf)
+            self._remember_after_commit(s, case.id, case.lock_version, wf, after_ready, after_jobs)
             return
         old_version = case.lock_version
         result = conn.execute(_SAVE_CASE, {
@@ -864,31 +870,35 @@ class Engine:
             "b_buffered": case.buffered_messages, "b_reason": case.status_reason})
         if result.rowcount != 1:
             raise Conflict(f"案件 {case.case_number} 已被他人同时更新，请刷新后重试")
-        case.lock_version = old_version + 1
-        s.expire(case, ["state"])
-        self._remember_after_commit(s, case.id, case.lock_version, wf)
+        # written above: mark them clean, or the ORM would write the case a second time at commit
+        set_committed_value(case, "lock_version", old_version + 1)
+        for attr in ("status", "ended_at", "open_incidents", "buffered_messages", "status_reason"):
+            set_committed_value(case, attr, getattr(case, attr))
+        self._remember_after_commit(s, case.id, case.lock_version, wf, after_ready, after_jobs)
 
     # hot cases: the workflow object of a case's latest committed state, so the next step on it
     # (the clerk's next click, the worker's timer) need not deserialize it again
 
-    def _remember_after_commit(self, s: Session, case_id: int, lock_version: int, wf: BpmnWorkflow) -> None:
+    def _remember_after_commit(self, s: Session, case_id: int, lock_version: int, wf: BpmnWorkflow,
+                               ready: dict[str, Any], jobs: dict[tuple[str, str], tuple[datetime, str]]) -> None:
+        """After commit, keep the workflow with what the tables now say of it (open tasks, jobs)."""
         if self.settings.hot_cases <= 0:
             return
 
         def remember(_session: Session) -> None:
             with self._lock:
-                self._hot[case_id] = (lock_version, wf)
+                self._hot[case_id] = (lock_version, wf, ready, jobs)
                 self._hot.move_to_end(case_id)
                 while len(self._hot) > self.settings.hot_cases:
                     self._hot.popitem(last=False)
 
         event.listen(s, "after_commit", remember, once=True)
 
-    def _take_hot(self, case: Case) -> BpmnWorkflow | None:
+    def _take_hot(self, case: Case) -> tuple[BpmnWorkflow, dict[str, Any], dict[tuple[str, str], Any]] | None:
         with self._lock:
             entry = self._hot.pop(case.id, None)
         if entry is not None and entry[0] == case.lock_version:
-            return entry[1]
+            return entry[1], dict(entry[2]), dict(entry[3])
         return None
 
     def _close_recovered_incidents(self, s: Session, step: Step, wf: BpmnWorkflow) -> None:
@@ -984,6 +994,8 @@ _ht = HumanTask.__table__.c
 _CLOSE_TASK = update(HumanTask.__table__).where(_ht.task_guid == bindparam("b_guid")).values(
     state=bindparam("b_state"), closed_at=bindparam("b_at"), closed_by=bindparam("b_by"))
 _INSERT_TASK = insert(HumanTask.__table__)
+_LATEST_VERSION = (select(ProcessVersion.id).where(ProcessVersion.process_id == bindparam("pid"))
+                   .order_by(ProcessVersion.version.desc()).limit(1))
 _INSERT_EVENT = insert(CaseEvent.__table__)
 _c = Case.__table__.c
 _SAVE_CASE = update(Case.__table__).where(_c.id == bindparam("b_id"), _c.lock_version == bindparam("b_old")).values(
