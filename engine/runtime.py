@@ -39,6 +39,7 @@ from engine.steps import (
     message_event,
     ready_human_tasks,
     scheduled_jobs,
+    timer_fired,
     timer_fired_events,
     waiting_message_names,
     waiting_timers,
@@ -533,9 +534,10 @@ class Engine:
                 # exactly on time would claim the job, fire nothing and lock it for job_lock_seconds.
                 fire_at = max(self.clock.now(), job.due_at + timedelta(microseconds=1))
                 timers = waiting_timers(wf)
+                due_before = next((due for t, due in timers if t is task), None)
                 with self._engine_clock(lambda: fire_at):
                     wf.refresh_timers()  # fires every overdue timer of the case, not only this one
-                if task.state == TaskState.WAITING:  # the workflow's due time is later than the row's
+                if not timer_fired(task, due_before):  # the workflow's due time is later than the row's
                     actual = scheduled_jobs(wf).get((job.task_guid, "timer"))
                     if actual is not None:
                         job.due_at = actual[0]

@@ -191,6 +191,13 @@ class StepScriptEngine(PythonScriptEngine):
         self.step.incident(kind, message, task, details)
 
 
+def _jsonable(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value, ensure_ascii=False, default=_json_default))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -215,6 +222,12 @@ def advance(step: Step, workflow: BpmnWorkflow, deliver: Any) -> None:
     mark = len(step.events)
     _advance(step, workflow, deliver)
     step.events[mark:mark] = timer_fired_events(workflow, timers)
+    for thrown in workflow.get_events():
+        # thrown and caught by nothing inside the case: an uncaught error or escalation, or a
+        # message for the outside; kept in the history so it is never silently lost
+        definition = thrown.event_definition
+        step.event("event_thrown", None, type=type(definition).__name__, name=getattr(definition, "name", None),
+                   code=getattr(definition, "code", None), payload=_jsonable(thrown.payload))
 
 
 _FIRED = TaskState.READY | TaskState.STARTED | TaskState.COMPLETED | TaskState.ERROR
@@ -223,7 +236,22 @@ _FIRED = TaskState.READY | TaskState.STARTED | TaskState.COMPLETED | TaskState.E
 def timer_fired_events(workflow: BpmnWorkflow, timers: list[tuple[Any, str | None]]) -> list[dict[str, Any]]:
     """`timer_fired` events for the timers (from `waiting_timers`) that have fired since."""
     return [_event("timer_fired", task, {"due": due}) for task, due in timers
-            if task.has_state(_FIRED) and workflow.get_task_from_id(task.id) is task]
+            if timer_fired(task, due) and workflow.get_task_from_id(task.id) is task]
+
+
+def timer_fired(task: Any, due_before: str | None) -> bool:
+    """Did this timer fire? A cycle timer stays waiting when it fires; its next due time moves on.
+
+    A timer without a due time had nothing left to fire: a cycle timer whose repetitions are used
+    up completes without firing again.
+    """
+    if due_before is None:
+        return False
+    if task.has_state(_FIRED):
+        return True
+    if task.state == TaskState.WAITING and due_before is not None:
+        return task.task_spec.event_definition.details(task).value != due_before
+    return False
 
 
 def waiting_timers(workflow: BpmnWorkflow) -> list[tuple[Any, str | None]]:

@@ -266,3 +266,11 @@ def test_only_supervisors_and_admins_cancel_suspend_or_fix_incidents(engine):
                 action(actor)
     assert engine.get_case(case.id)["status"] == "active"
     assert [e["kind"] for e in engine.history(case.id)].count("case_cancelled") == 0
+
+
+def test_an_error_no_one_catches_is_kept_in_the_history(engine):
+    engine.deploy(bpmn("error_end.bpmn"), "designer")
+    case = engine.start_case("error_end", {}, CLERK)
+    thrown = [e for e in engine.history(case.id) if e["kind"] == "event_thrown"]
+    assert len(thrown) == 1 and thrown[0]["detail"]["code"] == "REFUSED"
+    assert engine.get_case(case.id)["status"] == "completed"

@@ -196,3 +196,16 @@ def test_timers_of_a_suspended_case_wait_for_resume(engine, clock):
     assert kinds.index("case_resumed") < kinds.index("timer_fired")
     engine.run_due_jobs()
     assert fired(engine, case.id) == ["remind"]
+
+
+def test_cycle_timer_fires_each_period_then_stops(engine, clock):
+    engine.deploy(bpmn("cycle.bpmn"), "designer")
+    case = engine.start_case("daily_reminder", {}, REVIEWER)
+    for day in range(1, 5):
+        clock.advance(hours=24, minutes=1)
+        engine.run_due_jobs()
+        assert fired(engine, case.id).count("daily") == min(day, 3)
+        assert open_task(engine, case.id, "review")  # reminders never take the task away
+    with engine.db.read() as s:
+        assert s.scalars(select(TimerJob).where(TimerJob.case_id == case.id)).all() == []
+    assert engine.case_data(case.id)["reminded"] is True
