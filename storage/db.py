@@ -51,7 +51,15 @@ class Database:
                 self.url, echo=echo, pool_size=pool_size, max_overflow=10, pool_pre_ping=True
             )
             self.write_engine = self.engine
-        self._read = sessionmaker(self.engine, expire_on_commit=False)
+            # reads (task lists, case pages) need no transaction: autocommit saves BEGIN and
+            # ROLLBACK round trips on every page
+            self.read_engine = create_engine(
+                self.url, echo=echo, pool_size=pool_size, max_overflow=10, pool_pre_ping=True,
+                isolation_level="AUTOCOMMIT",
+            )
+        if self.is_sqlite:
+            self.read_engine = self.engine
+        self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
 
     @property
@@ -72,6 +80,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
 
 
 def _configure_sqlite(engine: Engine) -> None:
