@@ -126,8 +126,10 @@ class JobRun:
 
 class Engine:
     def __init__(self, db: Database, registry: OperatorRegistry | None = None, clock: Clock | None = None,
-                 settings: EngineSettings | None = None) -> None:
+                 settings: EngineSettings | None = None, services: Any = None) -> None:
         self.db = db
+        # what handlers reach through ctx.services: the departments' adapters (adapters.Departments)
+        self.services = services
         self.registry = registry if registry is not None else default_registry()
         self.clock = clock or Clock()
         self.settings = settings or EngineSettings()
@@ -234,7 +236,7 @@ class Engine:
             )
             s.add(case)
             s.flush()
-            step = Step(self, case, actor.name, now, info)
+            step = Step(self, case, actor.name, now, info, session=s)
             workflow = BpmnWorkflow(spec, subs)
             workflow.spec_ref = version_id
             workflow.task_tree.data.update(data)
@@ -738,7 +740,7 @@ class Engine:
                    ) -> tuple[Step, BpmnWorkflow, dict[str, Any], dict[tuple[str, str], tuple[datetime, str]]]:
         self._ensure_calendar()
         info = self.version_info(case.process_version_id)
-        step = Step(self, case, actor.name, self.clock.now(), info)
+        step = Step(self, case, actor.name, self.clock.now(), info, session=s)
         hot = self._take_hot(case)
         if hot is not None:
             wf, ready, jobs = hot

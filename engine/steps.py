@@ -45,6 +45,14 @@ class HandlerCall:
         return self.step.case.id
 
     @property
+    def session(self) -> Any:
+        return self.step.session
+
+    @property
+    def services(self) -> Any:
+        return self.step.engine.services
+
+    @property
     def case_number(self) -> str:
         return self.step.case.case_number
 
@@ -73,6 +81,7 @@ class Step:
     actor: str
     now: datetime
     version: VersionInfo
+    session: Any = None  # the step's SQLAlchemy session
     events: list[dict[str, Any]] = field(default_factory=list)
     incidents: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)

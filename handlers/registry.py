@@ -13,7 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from domain.errors import BusinessError, TransientError
+
 # Parameter type names a diagram may write in `spiffworkflow:parameter type="…"`.
+__all__ = ["REGISTRY", "BusinessError", "HandlerContext", "Operator", "OperatorRegistry", "Param", "TransientError"]
+
 TYPE_NAMES: dict[str, tuple[type, ...]] = {
     "str": (str,),
     "int": (int,),
@@ -23,20 +27,6 @@ TYPE_NAMES: dict[str, tuple[type, ...]] = {
     "list": (list, tuple),
     "any": (object,),
 }
-
-
-class TransientError(Exception):
-    """The other side is unreachable or failed (timeout, connection, 5xx): try again later."""
-
-
-class BusinessError(Exception):
-    """The other side answered "no" (seized unit, purchase restriction): a BPMN error with a code."""
-
-    def __init__(self, code: str, message: str, **detail: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -67,6 +57,14 @@ class HandlerContext(Protocol):
     operator: str
     idempotency_key: str
     attempt: int
+
+    @property
+    def session(self) -> Any:
+        """The step's database session: register writes land in the same transaction as the step."""
+
+    @property
+    def services(self) -> Any:
+        """The departments' adapters (adapters.Departments) the engine was configured with."""
 
     def now(self) -> datetime: ...
 
