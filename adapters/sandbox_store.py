@@ -15,14 +15,15 @@ from storage.db import Database
 
 SANDBOX_METADATA = MetaData()
 
-_created: set[str] = set()
+_created: dict[str, set[str]] = {}
 _lock = threading.Lock()
 
 
 def ensure_tables(db: Database) -> None:
-    """Create the sandbox tables in this database once per process."""
+    """Create the sandbox tables in this database; again whenever a sandbox module added more."""
     with _lock:
-        if db.url in _created:
+        done = _created.setdefault(db.url, set())
+        if set(SANDBOX_METADATA.tables) <= done:
             return
         SANDBOX_METADATA.create_all(db.engine, checkfirst=True)
-        _created.add(db.url)
+        done.update(SANDBOX_METADATA.tables)

@@ -21,7 +21,6 @@ from uuid import UUID
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, delete, event, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
@@ -45,11 +44,11 @@ from engine.steps import (
     waiting_timers,
 )
 from handlers.registry import OperatorRegistry, default_registry
+from storage.counters import next_counter
 from storage.db import Database
 from storage.models import (
     Case,
     CaseEvent,
-    Counter,
     HumanTask,
     InboundMessage,
     Incident,
@@ -1006,15 +1005,6 @@ _SAVE_CASE = update(Case.__table__).where(_c.id == bindparam("b_id"), _c.lock_ve
     state=bindparam("b_state"), lock_version=bindparam("b_version"), updated_at=bindparam("b_at"),
     status=bindparam("b_status"), ended_at=bindparam("b_ended"), open_incidents=bindparam("b_incidents"),
     buffered_messages=bindparam("b_buffered"), status_reason=bindparam("b_reason"))
-
-
-def next_counter(s: Session, name: str) -> int:
-    """The next value of a gapless counter; atomic under concurrency on both databases."""
-    dialect = s.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(Counter).values(name=name, value=1)
-    stmt = stmt.on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + 1})
-    return int(s.execute(stmt.returning(Counter.value)).scalar_one())
 
 
 def _check_data(data: Any) -> dict[str, Any]:

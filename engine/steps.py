@@ -136,7 +136,7 @@ class StepScriptEngine(PythonScriptEngine):
         call = HandlerCall(step, str(task.id), spec.bpmn_id, op.name, attempt)
         queued = len(step.outbox)
         try:
-            result = op(call, args)
+            result = self._call(op, call, args)
         except BusinessError as err:  # an answer: what the handler queued about it stands
             return self._business_error(task, op.name, err)
         except TransientError as err:
@@ -162,6 +162,15 @@ class StepScriptEngine(PythonScriptEngine):
         task.data[spec.result_variable] = result
         step.event("service_called", task, operator=op.name, attempt=attempt)
         return True
+
+    def _call(self, op: Any, call: HandlerCall, args: dict[str, Any]) -> Any:
+        """Run a handler inside a savepoint: if it fails, what it wrote to the database is undone
+        (a register entry half made must not be committed with the step)."""
+        session = self.step.session
+        if session is None:
+            return op(call, args)
+        with session.begin_nested():
+            return op(call, args)
 
     def _business_error(self, task: Any, operator: str, err: BusinessError) -> bool | None:
         payload = {"code": err.code, "message": err.message, **err.detail}

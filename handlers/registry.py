@@ -159,6 +159,12 @@ REGISTRY = OperatorRegistry()
 
 def default_registry() -> OperatorRegistry:
     """The registry with every handler module of the application loaded."""
-    import handlers.calendar  # noqa: F401  (registers on import)
+    import handlers.calendar  # noqa: F401  (each module registers its operators on import)
+    import handlers.court  # noqa: F401
+    import handlers.housing  # noqa: F401
+    import handlers.notify  # noqa: F401
+    import handlers.register  # noqa: F401
+    import handlers.share  # noqa: F401
+    import handlers.tax  # noqa: F401
 
     return REGISTRY

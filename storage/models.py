@@ -6,6 +6,7 @@ the migrations were written from, and tests check the two agree.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -19,11 +20,13 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -268,3 +271,132 @@ class WorkdayOverride(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     is_workday: Mapped[bool] = mapped_column(Boolean)
     note: Mapped[str | None] = mapped_column(String(200))
+
+
+# ---------------------------------------------------------------------------------------------
+# The register 登记簿: units, rights, their holders, certificates. domain/register.py decides
+# what goes in; these tables only keep it. A right is never deleted: it ends (status "ended",
+# ended_at, end_reason, ended_by_case), so the history of a unit is its rows in order.
+# ---------------------------------------------------------------------------------------------
+
+
+class RegisterUnit(Base):
+    """A real-estate unit 不动产单元, identified by its 28-character unit number (GB/T 37346)."""
+
+    __tablename__ = "register_unit"
+    __table_args__ = (Index("ix_register_unit_parcel", "parcel_number"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    unit_number: Mapped[str] = mapped_column(String(28), unique=True)
+    # 宗地代码: the first 19 characters of the unit number
+    parcel_number: Mapped[str] = mapped_column(String(19))
+    # 县级行政区划代码: the first 6 characters
+    district_code: Mapped[str] = mapped_column(String(6))
+    address: Mapped[str] = mapped_column(String(400))
+    area: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    # residential | non_residential
+    use: Mapped[str] = mapped_column(String(20))
+    building: Mapped[str | None] = mapped_column(String(40))
+    floor: Mapped[str | None] = mapped_column(String(20))
+    room: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+    created_by_case: Mapped[str | None] = mapped_column(String(40))
+    # anything else the survey says (structure, land use, area split…), not queried
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RegisterRight(Base):
+    """One right or encumbrance on a unit: ownership, mortgage, pre_notice, seizure, objection.
+
+    Typed columns are what queries filter on; the rest of each kind's particulars live in
+    `details` (mortgage: mortgagee, mortgagor, amount, term, mode; pre_notice: kind, holder;
+    seizure: court, term, kind; objection: applicant, reason, suit).
+    """
+
+    __tablename__ = "register_right"
+    __table_args__ = (
+        Index("ix_register_right_unit", "unit_number", "kind", "status"),
+        Index("ix_register_right_case", "case_number"),
+        Index("ix_register_right_document", "document_number"),
+        Index("ix_register_right_lapse", "kind", "status", "lapses_on"),
+        # at most one current ownership per unit, whatever the application code does
+        Index("uq_register_right_current_ownership", "unit_number", unique=True,
+              postgresql_where=text("kind = 'ownership' AND status = 'current'"),
+              sqlite_where=text("kind = 'ownership' AND status = 'current'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    unit_number: Mapped[str] = mapped_column(ForeignKey("register_unit.unit_number"))
+    # ownership | mortgage | pre_notice | seizure | objection
+    kind: Mapped[str] = mapped_column(String(20))
+    # current | ended
+    status: Mapped[str] = mapped_column(String(10))
+    registered_at: Mapped[datetime]
+    # the case (受理编号) that registered it
+    case_number: Mapped[str] = mapped_column(String(40))
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(Text)
+    ended_by_case: Mapped[str | None] = mapped_column(String(40))
+    # seizure: the court's document number 查封文号 (releases and renewals name it)
+    document_number: Mapped[str | None] = mapped_column(String(200))
+    # seizure: NULL while in effect; 1, 2 … for queued seizures 轮候查封, in the order they take effect
+    queue_position: Mapped[int | None] = mapped_column(Integer)
+    # objection: the last day a suit can be filed; NULL once a suit is recorded
+    lapses_on: Mapped[date | None] = mapped_column(Date)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    holders: Mapped[list[RegisterRightHolder]] = relationship(
+        back_populates="right", order_by="RegisterRightHolder.position", lazy="selectin",
+        cascade="all, delete-orphan",
+    )
+
+
+class RegisterRightHolder(Base):
+    """A holder 权利人 of a right: owner, mortgagee, pre-notice holder, objection applicant."""
+
+    __tablename__ = "register_right_holder"
+    __table_args__ = (
+        Index("ix_register_right_holder_right", "right_id", "position"),
+        Index("ix_register_right_holder_id_number", "id_number"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    right_id: Mapped[int] = mapped_column(ForeignKey("register_right.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    id_type: Mapped[str] = mapped_column(String(40))
+    id_number: Mapped[str] = mapped_column(String(64))
+    # sole 单独所有 | share 按份共有 | joint 共同共有
+    share_mode: Mapped[str] = mapped_column(String(10))
+    # the fraction held (0 < share <= 1) for sole and share; NULL for joint
+    share: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+
+    right: Mapped[RegisterRight] = relationship(back_populates="holders")
+
+
+class RegisterCertificate(Base):
+    """A certificate: title 不动产权证书 or registration 不动产登记证明; numbers are never reused."""
+
+    __tablename__ = "register_certificate"
+    __table_args__ = (
+        UniqueConstraint("office_code", "kind", "year", "serial", name="uq_register_certificate_serial"),
+        Index("ix_register_certificate_right", "right_id"),
+        Index("ix_register_certificate_unit", "unit_number"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    number: Mapped[str] = mapped_column(String(80), unique=True)
+    # title | registration
+    kind: Mapped[str] = mapped_column(String(20))
+    office_code: Mapped[str] = mapped_column(String(12))
+    province: Mapped[str] = mapped_column(String(4))
+    office_name: Mapped[str] = mapped_column(String(40))
+    year: Mapped[int] = mapped_column(Integer)
+    serial: Mapped[int] = mapped_column(Integer)
+    right_id: Mapped[int] = mapped_column(ForeignKey("register_right.id"))
+    unit_number: Mapped[str] = mapped_column(String(28))
+    case_number: Mapped[str] = mapped_column(String(40))
+    issued_at: Mapped[datetime]
+    voided_at: Mapped[datetime | None]
+    void_reason: Mapped[str | None] = mapped_column(Text)
+    voided_by_case: Mapped[str | None] = mapped_column(String(40))

@@ -21,7 +21,6 @@ from engine import Actor, Engine, EngineSettings
 from handlers.registry import OperatorRegistry, default_registry
 from storage.db import Database
 from storage.migrate import upgrade
-from storage.models import Base
 
 HERE = Path(__file__).parent
 BPMN_DIR = HERE / "bpmn"
@@ -79,9 +78,10 @@ def db(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) ->
     pg = request.getfixturevalue("pg_database")
     if pg is None:
         pytest.skip("PostgreSQL not configured (set ONEWINDOW_TEST_POSTGRES_URL or run scripts/test)")
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with pg.engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    with pg.engine.begin() as conn:  # the registry's tables and any sandbox department's
+        names = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                                  "AND tablename <> 'alembic_version'")).scalars().all()
+        conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
     yield pg
 
 

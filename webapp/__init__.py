@@ -9,15 +9,14 @@ from sqlalchemy import func, select
 
 from domain.clock import SHANGHAI
 from domain.roles import ROLES, role_label
-from engine import Engine
-from storage.db import Database
 from storage.models import Case, HumanTask
+from webapp.wiring import build_engine
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(config or {})
-    engine = app.config.get("ENGINE") or Engine(Database(app.config.get("DATABASE_URL")))
+    engine = app.config.get("ENGINE") or build_engine(app.config.get("DATABASE_URL"))
     app.extensions["onewindow"] = engine
 
     @app.template_filter("local")

@@ -16,10 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _engine() -> Any:
-    from engine import Engine
-    from storage.db import Database
+    from webapp.wiring import build_engine
 
-    return Engine(Database())
+    return build_engine()
 
 
 def _admin(name: str) -> Any:
@@ -166,10 +165,9 @@ def resolve_incident(incident_id: int, comment: str, result: str | None, actor: 
 @click.option("--once", is_flag=True, help="Do what is due now, then exit.")
 def worker(interval: float, once: bool) -> None:
     """Fire timers, retry service calls and deliver the outbox (run one or more)."""
-    from engine.worker import Worker
-    from handlers.outbox import SENDERS
+    from webapp.wiring import build_worker
 
-    w = Worker(_engine(), SENDERS, interval=interval)
+    w = build_worker(_engine(), interval=interval)
     if once:
         run = w.run_due()
         out = w.deliver_outbox()
@@ -189,12 +187,85 @@ def serve(host: str, port: int, with_worker: bool) -> None:
 
     app = create_app()
     if with_worker:
-        from engine.worker import Worker
-        from handlers.outbox import SENDERS
+        from webapp.wiring import build_worker
 
-        Worker(app.extensions["onewindow"], SENDERS).start_background()
+        build_worker(app.extensions["onewindow"]).start_background()
     click.echo(f"OneWindow on http://{host}:{port}/")
     app.run(host=host, port=port, debug=False, use_reloader=False)
+
+
+@main.command()
+@click.option("--base-port", default=8101, show_default=True,
+              help="Port of the tax simulator; housing, court and notify take the next three.")
+@click.option("--database", "database_url", envvar="ONEWINDOW_SIMULATOR_DATABASE_URL",
+              default="sqlite:///var/simulators.sqlite3", show_default=True,
+              help="The simulators' own database (env ONEWINDOW_SIMULATOR_DATABASE_URL).")
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=None, help="Pause before every answer.")
+@click.option("--jitter-ms", type=click.FloatRange(min=0), default=None, help="Up to this much extra pause.")
+@click.option("--error-rate", type=click.FloatRange(0, 1), default=None, help="Share of requests answered 503.")
+@click.option("--timeout-rate", type=click.FloatRange(0, 1), default=None,
+              help="Share of requests that hang (see --timeout-s) and are not done.")
+@click.option("--timeout-s", type=click.FloatRange(min=0.001), default=None,
+              help="How long a hanging request hangs (default 30).")
+@click.option("--drop-rate", type=click.FloatRange(0, 1), default=None,
+              help="Share of requests done whose answer is then lost (connection closed).")
+@click.option("--seed", type=int, default=None, help="Seed of the fault generator (repeatable runs).")
+@click.option("--demo-data/--no-demo-data", default=True, show_default=True,
+              help="Fill the housing and court sandboxes with the demo units, contracts and seizures (idempotent).")
+def simulators(base_port: int, database_url: str, demo_data: bool, **fault_options: Any) -> None:
+    """Serve the tax, housing, court and notify sandboxes over HTTP on loopback, until interrupted.
+
+    Faults can also come from ONEWINDOW_SIMULATOR_<NAME> / ONEWINDOW_SIMULATOR_<DEPT>_<NAME>
+    variables (options win) and be changed at run time with POST /_faults on each simulator.
+    """
+    import os
+    import threading
+
+    from pydantic import ValidationError
+
+    from adapters.http_base import readable_errors
+    from adapters.simulators.app import DEPARTMENTS
+    from adapters.simulators.faults import FaultConfig
+    from adapters.simulators.server import start_simulators
+    from storage.db import Database
+
+    given = {k: v for k, v in fault_options.items() if v is not None}
+    try:
+        faults = {d: FaultConfig.model_validate({**FaultConfig.from_env(os.environ, d).model_dump(), **given})
+                  for d in DEPARTMENTS}
+    except ValidationError as err:
+        raise click.ClickException(f"fault settings: {readable_errors(err)}") from None
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    database = Database(database_url)
+    ports = {d: base_port + i for i, d in enumerate(DEPARTMENTS)}
+    try:
+        running = start_simulators(database, faults=faults, ports=ports)
+    except OSError as err:
+        raise click.ClickException(f"cannot listen on 127.0.0.1 ports {base_port}–{base_port + 3}: {err}. "
+                                   "Choose others with --base-port.") from None
+    try:
+        click.echo(f"simulators on database {database.url.split('@')[-1]}")
+        if demo_data:
+            from adapters.sandbox_seed import seed_departments
+
+            created = seed_departments(running.service("housing"), running.service("court")).created
+            click.echo("demo data: " + (", ".join(f"{n} {what}" for what, n in created.items() if n)
+                                        or "already there"))
+        for department, url in running.urls.items():
+            shown = faults[department].model_dump(exclude_defaults=True)
+            click.echo(f"  {department:<8} {url}  faults: {shown or 'none'}")
+        click.echo("Use them from OneWindow with:")
+        for line in running.exports():
+            click.echo(line)
+        click.echo("Press Ctrl+C to stop.")
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.stop()
+        database.dispose()
+        click.echo("simulators stopped")
 
 
 @main.group()
