@@ -68,6 +68,7 @@ __all__ = [
     "TransferResult",
     "UnitInfo",
     "add_unit",
+    "expire_seizures",
     "cancel_mortgage",
     "cancel_objection",
     "cancel_pre_notice",
@@ -909,6 +910,17 @@ def release_seizure(session: Session, *, case_number: str, now: datetime, right_
         label = f"撤销轮候查封（{release_document_number}）" if release_document_number else "撤销轮候查封"
     _end(session, found, reason=label, case_number=case, now=now)
 
+    took_effect, queue = _advance_queue(session, found, was_in_effect, case_number=case, now=now)
+    return SeizureRelease(released=_right_info(found),
+                          took_effect=_right_info(took_effect) if took_effect else None,
+                          queue=tuple(_right_info(s) for s in queue))
+
+
+def _advance_queue(session: Session, found: RegisterRight, was_in_effect: bool, *, case_number: str | None,
+                   now: datetime) -> tuple[RegisterRight | None, list[RegisterRight]]:
+    """After a seizure ends: the first queued one takes effect (if the ended one was in effect),
+    the others move up one place."""
+    case = case_number
     queue = sorted((s for s in _current_rows(session, [found.unit_number], ["seizure"], lock=True)
                     if s.queue_position is not None), key=lambda s: s.queue_position or 0)
     took_effect = None
@@ -929,9 +941,32 @@ def release_seizure(session: Session, *, case_number: str, now: datetime, right_
     for i, s in enumerate(queue, start=1):
         s.queue_position = i
     session.flush()
-    return SeizureRelease(released=_right_info(found),
-                          took_effect=_right_info(took_effect) if took_effect else None,
-                          queue=tuple(_right_info(s) for s in queue))
+    return took_effect, queue
+
+
+def expire_seizures(session: Session, as_of: date, *, now: datetime) -> list[SeizureRelease]:
+    """End every seizure in effect whose term ended before `as_of` without renewal.
+
+    A seizure lapses when its term runs out unless the court renewed it (最高法 查封扣押冻结规定
+    第二十七条); the first queued seizure then takes effect, as on a release. Run by the worker.
+    """
+    now = _aware(now)
+    rows = list(session.scalars(
+        select(RegisterRight).where(RegisterRight.kind == "seizure", RegisterRight.status == CURRENT,
+                                    RegisterRight.queue_position.is_(None))
+        .order_by(RegisterRight.id).with_for_update()))
+    ended = []
+    for row in rows:
+        term_end = (row.details or {}).get("term_end")
+        if not term_end or date.fromisoformat(term_end) >= as_of:
+            continue
+        reason = f"查封期限于{term_end}届满未续封，查封失效（最高法查封扣押冻结规定第二十七条）"
+        _end(session, row, reason=reason, case_number=None, now=now)
+        took_effect, queue = _advance_queue(session, row, True, case_number=None, now=now)
+        ended.append(SeizureRelease(released=_right_info(row),
+                                    took_effect=_right_info(took_effect) if took_effect else None,
+                                    queue=tuple(_right_info(s) for s in queue)))
+    return ended
 
 
 def renew_seizure(session: Session, right_id: int, *, term_end: date | str, document_number: str,

@@ -29,9 +29,12 @@ def worker_name() -> str:
 
 class Worker:
     def __init__(self, engine: Engine, senders: dict[str, Sender] | None = None, *, name: str | None = None,
-                 interval: float = 2.0) -> None:
+                 interval: float = 2.0, periodic: list[tuple[str, float, Callable[[], Any]]] | None = None) -> None:
         self.engine = engine
         self.senders = senders or {}
+        # other upkeep (the register's lapses): (id, every seconds, function); each must be safe to
+        # run on several workers at once
+        self.periodic = periodic or []
         self.name = name or worker_name()
         self.interval = interval
         self._scheduler: BackgroundScheduler | BlockingScheduler | None = None
@@ -57,10 +60,17 @@ class Worker:
             log.warning("%s", err)
         return run
 
+    def run_periodic(self) -> dict[str, Any]:
+        """Run every periodic job once now (for `onewindow worker --once`)."""
+        return {job_id: fn() for job_id, _seconds, fn in self.periodic}
+
     def _add_jobs(self, scheduler: BackgroundScheduler | BlockingScheduler) -> None:
         common = {"trigger": "interval", "seconds": self.interval, "max_instances": 1, "coalesce": True}
         scheduler.add_job(self._safe(self.run_due), id="due_jobs", **common)
         scheduler.add_job(self._safe(self.deliver_outbox), id="outbox", **common)
+        for job_id, seconds, fn in self.periodic:
+            scheduler.add_job(self._safe(fn), id=job_id, trigger="interval", seconds=seconds, max_instances=1,
+                              coalesce=True)
 
     @staticmethod
     def _safe(fn: Callable[[], Any]) -> Callable[[], None]:

@@ -171,6 +171,8 @@ def worker(interval: float, once: bool) -> None:
     if once:
         run = w.run_due()
         out = w.deliver_outbox()
+        for job_id, result in w.run_periodic().items():
+            click.echo(f"{job_id}: {result}")
         click.echo(f"fired {run.fired}, failed {run.failed}, skipped {run.skipped}; outbox sent {out.fired}")
         return
     w.run_forever()
