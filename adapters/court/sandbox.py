@@ -23,20 +23,15 @@ unit on the parcel.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import date
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from sqlalchemy import Column, Date, Integer, String, Table, UniqueConstraint, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from adapters.court import CourtOrder, Seizure
 from adapters.sandbox_seed import add_years, land_only_unit
-from adapters.sandbox_store import SANDBOX_METADATA, ensure_tables
-from domain import unit_number as unit_number_rules
+from adapters.sandbox_store import SANDBOX_METADATA, check_unit, ensure_tables, lock_counter, retry_on_conflict
 from domain.clock import Clock
 from domain.errors import BusinessError
 from storage.db import Database
@@ -85,35 +80,6 @@ counters = Table(
 TABLES = (seizures, orders, counters)
 ORDER_ID_RE = re.compile(r"^FY\d{4}-(\d{6,})$")
 
-T = TypeVar("T")
-
-
-def _lock_counter(session: Session, name: str) -> int:
-    """The counter's current value, its row locked until the transaction ends (serializes court orders)."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(counters).values(name=name, value=0).on_conflict_do_nothing(
-        index_elements=[counters.c.name]))
-    return int(session.execute(
-        select(counters.c.value).where(counters.c.name == name).with_for_update()).scalar_one())
-
-
-def _retry_on_conflict(action: Callable[[], T], attempts: int = 4) -> T:
-    for attempt in range(attempts):
-        try:
-            return action()
-        except IntegrityError:
-            if attempt == attempts - 1:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _check_unit(unit_number: str) -> str:
-    """The normalised unit number, or BusinessError UNIT_NUMBER_INVALID saying which part is wrong."""
-    try:
-        return unit_number_rules.validate(unit_number)
-    except ValueError as exc:
-        raise BusinessError("UNIT_NUMBER_INVALID", f"{exc}；请核对不动产单元号（28位）",
-                            unit_number=unit_number) from None
 
 
 def _check_term(starts_on: date, ends_on: date, what: str) -> None:
@@ -156,7 +122,7 @@ class SandboxCourt:
 
     def check_seizures(self, unit_number: str) -> list[Seizure]:
         """Seizures in force today on the unit and on its parcel's land-only unit, earliest first."""
-        unit_number = _check_unit(unit_number)
+        unit_number = check_unit(unit_number)
         today = self._today()
         targets = {unit_number, land_only_unit(unit_number)}
         with self.db.read() as s:
@@ -200,7 +166,7 @@ class SandboxCourt:
         Refusals are BusinessErrors: SEIZURE_TOO_LONG, SEIZURE_TERM_INVALID, SEIZURE_UNKNOWN,
         SEIZURE_EXPIRED, SEIZURE_COURT_MISMATCH, RENEWAL_NOT_LATER, ORDER_INVALID.
         """
-        unit_number = _check_unit(unit_number)
+        unit_number = check_unit(unit_number)
         if kind not in ("seizure", "release", "renewal"):
             raise BusinessError("ORDER_INVALID", f"未知的法院指令类型“{kind}”（应为 seizure、release 或 renewal）")
         if not court.strip() or not document_no.strip():
@@ -211,14 +177,14 @@ class SandboxCourt:
             raise BusinessError("ORDER_INVALID", "解封或续封指令须写明原查封文号（released_document_no）")
         if kind == "renewal" and ends_on is None:
             raise BusinessError("ORDER_INVALID", "续封指令须写明续封后的终止日期")
-        return _retry_on_conflict(lambda: self._issue(kind, court, document_no, unit_number, starts_on, ends_on,
+        return retry_on_conflict(lambda: self._issue(kind, court, document_no, unit_number, starts_on, ends_on,
                                                       released_document_no))
 
     def _issue(self, kind: str, court: str, document_no: str, unit_number: str, starts_on: date | None,
                ends_on: date | None, released_document_no: str | None) -> CourtOrder:
         today = self._today()
         with self.db.write() as s:
-            last = _lock_counter(s, "orders")  # first: orders are applied and numbered one at a time
+            last = lock_counter(s, counters, "orders")  # first: orders are applied and numbered one at a time
             existing = s.execute(select(orders).where(
                 orders.c.kind == kind, orders.c.document_no == document_no, orders.c.unit_number == unit_number,
             )).first()
@@ -320,7 +286,7 @@ class SandboxCourt:
 
     def add_seizure(self, seizure: Seizure) -> bool:
         """Record a seizure registered before the sandbox existed (no order); False if already there."""
-        _check_unit(seizure.unit_number)
+        check_unit(seizure.unit_number)
         _check_term(seizure.starts_on, seizure.ends_on, "查封")
 
         def insert() -> bool:
@@ -333,7 +299,7 @@ class SandboxCourt:
                     unit_number=seizure.unit_number, starts_on=seizure.starts_on, ends_on=seizure.ends_on,
                 ))
                 return True
-        return _retry_on_conflict(insert)
+        return retry_on_conflict(insert)
 
     def history(self, unit_number: str | None = None) -> list[dict[str, Any]]:
         """Every seizure the court has recorded, released and expired ones too (for the demo page)."""

@@ -30,18 +30,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import JSON, Column, Date, Integer, Numeric, String, Table, Text, UniqueConstraint, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from adapters.common import Party
 from adapters.housing import (
@@ -52,8 +48,14 @@ from adapters.housing import (
     SaleContract,
 )
 from adapters.sandbox_seed import add_years, city_code, parcel_code, valid_unit_number
-from adapters.sandbox_store import SANDBOX_METADATA, ensure_tables
-from domain import unit_number as unit_number_rules
+from adapters.sandbox_store import (
+    SANDBOX_METADATA,
+    check_unit,
+    ensure_tables,
+    lock_counter,
+    retry_on_conflict,
+    set_counter,
+)
 from domain.clock import Clock
 from domain.errors import BusinessError
 from storage.db import Database
@@ -208,35 +210,6 @@ counters = Table(
 
 TABLES = (filings, sale_contracts, homes, residents, policy_housing, presale_projects, results, counters)
 
-T = TypeVar("T")
-
-
-def lock_counter(session: Session, table: Table, name: str) -> int:
-    """The current value of a named counter, its row locked until the transaction ends.
-
-    Taken first thing in a numbering transaction, it serializes the writers that share the counter,
-    so their checks see each other's committed rows and numbers are gapless (a refusal or an
-    idempotent replay rolls back without using one). SQLite writers are serialized anyway.
-    """
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(table).values(name=name, value=0).on_conflict_do_nothing(index_elements=[table.c.name]))
-    return int(session.execute(select(table.c.value).where(table.c.name == name).with_for_update()).scalar_one())
-
-
-def set_counter(session: Session, table: Table, name: str, value: int) -> None:
-    session.execute(table.update().where(table.c.name == name).values(value=value))
-
-
-def retry_on_conflict(action: Callable[[], T], attempts: int = 4) -> T:
-    """Run a write; when a concurrent writer inserted the same unique row first, run it again (it then
-    finds that row). Business errors pass through untouched."""
-    for attempt in range(attempts):
-        try:
-            return action()
-        except IntegrityError:
-            if attempt == attempts - 1:
-                raise
-    raise AssertionError("unreachable")
 
 
 def _party(data: dict[str, Any]) -> Party:
@@ -249,15 +222,6 @@ def _ids(parties: Sequence[Party | str]) -> list[str]:
 
 def _names(parties: Sequence[Party]) -> str:
     return "、".join(p.name for p in parties)
-
-
-def _check_unit(unit_number: str) -> str:
-    """The normalised unit number, or BusinessError UNIT_NUMBER_INVALID saying which part is wrong."""
-    try:
-        return unit_number_rules.validate(unit_number)
-    except ValueError as exc:
-        raise BusinessError("UNIT_NUMBER_INVALID", f"{exc}；请核对不动产单元号（28位）",
-                            unit_number=unit_number) from None
 
 
 class SandboxHousing:
@@ -281,7 +245,7 @@ class SandboxHousing:
         CONTRACT_CONFLICT (the earlier filing must be cancelled first). When the permit is one the
         sandbox knows, the flat must stand on the permit's parcel (PRESALE_PERMIT_MISMATCH).
         """
-        _check_unit(contract.unit_number)
+        check_unit(contract.unit_number)
         return retry_on_conflict(lambda: self._file(contract, idempotency_key))
 
     def _file(self, contract: PresaleContract, key: str) -> ContractFiling:
@@ -354,7 +318,7 @@ class SandboxHousing:
 
     def check_purchase_restriction(self, buyers: list[Party], unit_number: str) -> RestrictionCheck:
         """May the buying household own one more home in the unit's city? A refusal is a result, not an error."""
-        unit_number = _check_unit(unit_number)
+        unit_number = check_unit(unit_number)
         if not buyers:
             raise BusinessError("BUYERS_MISSING", "未提供买受人，无法核查限购")
         city = city_code(unit_number)
@@ -390,7 +354,7 @@ class SandboxHousing:
 
     def check_policy_housing(self, unit_number: str) -> PolicyHousingCheck:
         """Is the unit policy housing, and has the holding period before market sale (上市) passed?"""
-        unit_number = _check_unit(unit_number)
+        unit_number = check_unit(unit_number)
         with self.db.read() as s:
             row = s.execute(select(policy_housing).where(policy_housing.c.unit_number == unit_number)).first()
         if row is None:
@@ -459,7 +423,7 @@ class SandboxHousing:
 
     def add_sale_contract(self, contract: SaleContract) -> bool:
         """Record an online-signed contract; False when its number is already there."""
-        _check_unit(contract.unit_number)
+        check_unit(contract.unit_number)
         return self._insert_missing(sale_contracts, sale_contracts.c.contract_no == contract.contract_no, dict(
             contract_no=contract.contract_no, unit_number=contract.unit_number,
             sellers=[p.model_dump(mode="json") for p in contract.sellers],
@@ -470,7 +434,7 @@ class SandboxHousing:
     def add_household_home(self, owners: Sequence[Party | str], unit_number: str,
                            acquired_on: date | None = None) -> bool:
         """Record that these people (Party or ID number) own this home; True when anything was added."""
-        unit_number = _check_unit(unit_number)
+        unit_number = check_unit(unit_number)
         added = False
         for id_number in _ids(owners):
             added |= self._insert_missing(
@@ -491,7 +455,7 @@ class SandboxHousing:
     def add_policy_housing(self, unit_number: str, kind: str, acquired_on: date,
                            listing_after_years: int | None, note: str = "") -> bool:
         """Mark a unit as policy housing; `listing_after_years=None`: never listable (e.g. 公共租赁住房)."""
-        unit_number = _check_unit(unit_number)
+        unit_number = check_unit(unit_number)
         return self._insert_missing(policy_housing, policy_housing.c.unit_number == unit_number, dict(
             unit_number=unit_number, kind=kind, acquired_on=acquired_on,
             listing_after_years=listing_after_years, note=note,
