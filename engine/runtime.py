@@ -19,6 +19,7 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, delete, event, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -40,7 +41,6 @@ from engine.steps import (
     scheduled_jobs,
     timer_fired,
     timer_fired_events,
-    waiting_message_names,
     waiting_timers,
 )
 from handlers.registry import OperatorRegistry, default_registry
@@ -105,6 +105,15 @@ class VersionInfo:
     roles: dict[tuple[str, str], str]  # (process id, bpmn id) -> role, for the version and its callees
     names: dict[tuple[str, str], str]
     forms: dict[tuple[str, str], str]
+    processes: frozenset[str] = frozenset()  # the process ids of the version and its callees
+
+    def key(self, task: Any) -> tuple[str, str]:
+        """(process id, bpmn id) of a task; a task in an embedded or event subprocess belongs to the
+        process that contains it (its sub-workflow is named after the subprocess, not a process)."""
+        workflow = task.workflow
+        while workflow is not None and workflow.spec.name not in self.processes:
+            workflow = workflow.parent_workflow
+        return (workflow.spec.name if workflow is not None else task.workflow.spec.name, task.task_spec.bpmn_id)
 
 
 @dataclass(frozen=True)
@@ -201,15 +210,13 @@ class Engine:
                     roles[(member.process_id, node)] = role
                 for node, name in (meta.get("names") or {}).items():
                     names[(member.process_id, node)] = name
+                for node, form in (meta.get("forms") or {}).items():
+                    forms[(member.process_id, node)] = form
             spec = parser.get_spec(pv.process_id)
             subs = parser.get_subprocess_specs(pv.process_id)
-            for process_spec in (spec, *subs.values()):
-                for task_spec in process_spec.task_specs.values():
-                    props = (getattr(task_spec, "extensions", None) or {}).get("properties") or {}
-                    if props.get("formJsonSchemaFilename"):
-                        forms[(process_spec.name, task_spec.bpmn_id)] = props["formJsonSchemaFilename"]
             self._specs[version_id] = (spec, subs)
-            self._infos[version_id] = VersionInfo(pv.id, pv.process_id, pv.version, roles, names, forms)
+            self._infos[version_id] = VersionInfo(pv.id, pv.process_id, pv.version, roles, names, forms,
+                                                  frozenset(m.process_id for m in closure))
 
     def latest_version_id(self, session: Session, process_id: str) -> int:
         version_id = session.scalar(_LATEST_VERSION, {"pid": process_id})
@@ -772,23 +779,26 @@ class Engine:
             spiff.reset_clock(token)
 
     def _deliverer(self, s: Session, step: Step) -> Callable[[BpmnWorkflow], bool]:
-        """Delivers buffered messages the case is now waiting for; True if any was delivered."""
+        """Delivers buffered messages something in the case now catches; True if any was delivered.
+
+        Each message is offered to the workflow: intermediate catch events and receive tasks that
+        wait for it, and event subprocesses whose message start listens all along (those are not in
+        SpiffWorkflow's `waiting_events`). A message nothing catches stays buffered.
+        """
 
         def deliver(wf: BpmnWorkflow) -> bool:
             case = step.case
             if case.buffered_messages <= 0:
                 return False
-            waiting = waiting_message_names(wf)
-            if not waiting:
-                return False
             pending = s.scalars(select(InboundMessage).where(
-                InboundMessage.case_id == case.id, InboundMessage.delivered_at.is_(None),
-                InboundMessage.name.in_(waiting)).order_by(InboundMessage.id)).all()
+                InboundMessage.case_id == case.id, InboundMessage.delivered_at.is_(None))
+                .order_by(InboundMessage.id)).all()
             delivered = False
             for msg in pending:
-                if msg.name not in waiting_message_names(wf):
-                    continue
-                wf.send_event(message_event(msg.name, msg.payload))
+                try:
+                    wf.send_event(message_event(msg.name, msg.payload))
+                except WorkflowException:
+                    continue  # not caught yet: keep it until the case waits for it
                 msg.delivered_at = step.now
                 case.buffered_messages -= 1
                 step.event("message_delivered", None, name=msg.name, message_id=msg.id)
@@ -812,7 +822,7 @@ class Engine:
         new_tasks = []
         for guid in after_ready.keys() - before_ready.keys():
             task = after_ready[guid]
-            key = (task.workflow.spec.name, task.task_spec.bpmn_id)
+            key = info.key(task)
             new_tasks.append({
                 "case_id": case.id, "task_guid": guid, "bpmn_id": task.task_spec.bpmn_id,
                 "name": task.task_spec.bpmn_name or info.names.get(key), "lane": task.task_spec.lane,

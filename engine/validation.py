@@ -44,6 +44,7 @@ KNOWN_SPIFF_ELEMENTS = {
     "guestConfirmation", "dataStore",
 }
 FORM_PROPERTIES = ("formJsonSchemaFilename", "formUiSchemaFilename")
+SUBPROCESS_TAGS = ("subProcess", "transaction", "adHocSubProcess")
 # Children of a process that are not flow nodes a sequence flow may connect.
 NOT_FLOW_NODES = {f"{{{BPMN}}}{t}" for t in (
     "sequenceFlow", "laneSet", "documentation", "extensionElements", "ioSpecification", "property",
@@ -623,9 +624,18 @@ def _meta_of(root: Any, proc: Any) -> dict[str, Any]:
         if role is None:
             continue
         for ref in lane.iterfind("bpmn:flowNodeRef", NS):
-            if ref.text:
-                roles[ref.text.strip()] = role
+            if not ref.text:
+                continue
+            node_id = ref.text.strip()
+            roles[node_id] = role
+            node = proc.find(f".//*[@id='{node_id}']") if "'" not in node_id else None
+            if node is not None and etree.QName(node).localname in SUBPROCESS_TAGS:
+                for inner in node.iter():  # tasks inside a subprocess belong to its lane
+                    if isinstance(inner.tag, str) and inner.get("id"):
+                        roles.setdefault(inner.get("id"), role)
     names = {el.get("id"): el.get("name") for el in proc.iter() if isinstance(el.tag, str)
              and el.get("id") and el.get("name")}
+    forms = {task.get("id"): form for task in proc.iterfind(".//bpmn:userTask", NS)
+             if (form := _form_files(task).get("formJsonSchemaFilename"))}
     doc = proc.find("bpmn:documentation", NS)
-    return {"roles": roles, "names": names, "documentation": (doc.text or "").strip() if doc is not None else ""}
+    return {"roles": roles, "names": names, "forms": forms, "documentation": (doc.text or "").strip() if doc is not None else ""}

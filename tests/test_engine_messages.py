@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from engine import SYSTEM, CaseNotActive, Conflict, InvalidInput
 from storage.models import InboundMessage
-from tests.conftest import CLERK, SUPERVISOR, bpmn, open_task
+from tests.conftest import CLERK, REVIEWER, SUPERVISOR, bpmn, open_task
 
 PAID = {"receipt_no": "SW-2026-000123", "amount": 8950.0, "office": "西湖区税务局"}
 
@@ -141,3 +141,16 @@ def test_messages_to_a_finished_case_are_refused(engine):
         engine.send_message(withdrawn.id, "tax_paid", PAID, SYSTEM, key="tax:late")
     assert message_rows(engine, done.id) == 1 and message_rows(engine, withdrawn.id) == 0
     assert engine.get_case(withdrawn.id)["buffered_messages"] == 0
+
+
+def test_a_message_starts_an_event_subprocess_for_the_supervisor(engine):
+    """Deadline escalation: a non-interrupting message start in an event subprocess, any time."""
+    engine.deploy(bpmn("escalation_probe.bpmn"), "designer")
+    case = engine.start_case("probe", {}, REVIEWER)
+    result = engine.send_message(case.id, "deadline_yellow", {"light": "yellow"}, SUPERVISOR)
+    assert result["delivered"] is True
+    urge = open_task(engine, case.id, "urge")
+    assert urge["role"] == "supervisor" and open_task(engine, case.id, "review")
+    engine.complete_task(urge["id"], {}, SUPERVISOR)
+    engine.complete_task(open_task(engine, case.id, "review")["id"], {}, REVIEWER)
+    assert engine.get_case(case.id)["status"] == "completed"
