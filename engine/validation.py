@@ -638,4 +638,5 @@ def _meta_of(root: Any, proc: Any) -> dict[str, Any]:
     forms = {task.get("id"): form for task in proc.iterfind(".//bpmn:userTask", NS)
              if (form := _form_files(task).get("formJsonSchemaFilename"))}
     doc = proc.find("bpmn:documentation", NS)
-    return {"roles": roles, "names": names, "forms": forms, "documentation": (doc.text or "").strip() if doc is not None else ""}
+    documentation = (doc.text or "").strip() if doc is not None else ""
+    return {"roles": roles, "names": names, "forms": forms, "documentation": documentation}

@@ -159,8 +159,11 @@ REGISTRY = OperatorRegistry()
 
 def default_registry() -> OperatorRegistry:
     """The registry with every handler module of the application loaded."""
+    import handlers.acceptance  # noqa: F401
     import handlers.calendar  # noqa: F401  (each module registers its operators on import)
     import handlers.court  # noqa: F401
+    import handlers.deadline  # noqa: F401
+    import handlers.delivery  # noqa: F401
     import handlers.housing  # noqa: F401
     import handlers.notify  # noqa: F401
     import handlers.register  # noqa: F401

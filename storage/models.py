@@ -400,3 +400,83 @@ class RegisterCertificate(Base):
     voided_at: Mapped[datetime | None]
     void_reason: Mapped[str | None] = mapped_column(Text)
     voided_by_case: Mapped[str | None] = mapped_column(String(40))
+
+
+# ---------------------------------------------------------------------------------------------
+# Deadlines 限时办结: one clock per case, its pauses (时限中止: the situations of seed 003 §五 that
+# are not counted), and stage times for one-hour kinds. domain/deadlines.py decides; these keep.
+# ---------------------------------------------------------------------------------------------
+
+
+class CaseClock(Base):
+    """A case's time-limit clock, from acceptance 受理 to registration (登簿; in practice the
+    certificate stage's end) or the case's end.
+
+    The limit is copied from the time-limit table when the clock starts, so a later change of the
+    table never moves the deadline of a case already accepted. `light` is the light last published
+    to the case (the worker sends `deadline_yellow` / `deadline_red` when it changes); the live
+    light is computed from `due_at` and the clock.
+    """
+
+    __tablename__ = "case_clock"
+    __table_args__ = (Index("ix_case_clock_open", "completed_at", "due_at"),)
+
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id"), primary_key=True, autoincrement=False)
+    case_number: Mapped[str] = mapped_column(String(40))
+    # a business kind code of processes/time_limits.json (secondhand_transfer, mortgage …)
+    business: Mapped[str] = mapped_column(String(60))
+    # workdays | minutes
+    limit_kind: Mapped[str] = mapped_column(String(10))
+    limit_value: Mapped[int] = mapped_column(Integer)
+    one_hour: Mapped[bool] = mapped_column(Boolean, default=False)
+    accepted_at: Mapped[datetime]
+    # moves later by the working time the clock stood still
+    due_at: Mapped[datetime]
+    paused_since: Mapped[datetime | None]
+    pause_reason: Mapped[str | None] = mapped_column(String(40))
+    # what the pauses so far added up to: wall-clock seconds, and working days the due date moved
+    paused_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    paused_workdays: Mapped[int] = mapped_column(Integer, default=0)
+    # green | yellow | red
+    light: Mapped[str] = mapped_column(String(10))
+    light_changed_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    # certificate (the certificate stage ended) | completed | cancelled (the case ended)
+    ended_by: Mapped[str | None] = mapped_column(String(20))
+
+
+class CaseClockPause(Base):
+    """One stretch of time a case's clock stood still, and why (seed 003 §五 (一)–(四))."""
+
+    __tablename__ = "case_clock_pause"
+    __table_args__ = (Index("ix_case_clock_pause_case", "case_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_clock.case_id"))
+    # supplement | notice | inspection | policy_housing | land_premium | purchase_restriction | unpaid_tax
+    reason: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    # working days the due date moved when the pause ended (working-day limits)
+    workdays: Mapped[int | None] = mapped_column(Integer)
+
+
+class CaseStageTime(Base):
+    """How long one stage of a case took (受理 acceptance, 审批 review, 出证 certificate; seed 001).
+
+    `minutes` is the stage's time without the time the case's clock stood still within it.
+    """
+
+    __tablename__ = "case_stage_time"
+    __table_args__ = (
+        Index("ix_case_stage_time_case", "case_id", "stage", "started_at"),
+        Index("ix_case_stage_time_ended", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    # acceptance | review | certificate
+    stage: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    minutes: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
