@@ -5,17 +5,25 @@ One place, so the web app, the CLI and the worker all talk to the same departmen
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from sqlalchemy import delete, func, select, text
+
+from adapters.court import CourtOrder
 from adapters.factory import departments
 from domain import deadlines, register
 from domain.clock import SHANGHAI, Clock
 from engine import Engine
 from engine.errors import CaseNotActive
-from engine.runtime import SYSTEM
+from engine.runtime import SYSTEM, Actor
 from engine.worker import Worker
 from handlers.outbox import senders
+from storage.counters import next_counter
 from storage.db import Database
+from storage.models import Counter
+
+log = logging.getLogger("onewindow.wiring")
 
 
 def build_engine(database_url: str | None = None, clock: Clock | None = None) -> Engine:
@@ -26,7 +34,8 @@ def build_engine(database_url: str | None = None, clock: Clock | None = None) ->
 def build_worker(engine: Engine, interval: float = 2.0) -> Worker:
     return Worker(engine, senders(engine.services), interval=interval,
                   periodic=[("register_upkeep", 600, lambda: register_upkeep(engine)),
-                            ("deadline_lights", 60, lambda: deadline_upkeep(engine))])
+                            ("deadline_lights", 60, lambda: deadline_upkeep(engine)),
+                            ("court_orders", 30, lambda: poll_court_orders(engine))])
 
 
 def register_upkeep(engine: Engine) -> dict[str, int]:
@@ -54,3 +63,75 @@ def deadline_upkeep(engine: Engine) -> dict[str, int]:
 
     engine._ensure_calendar()  # the office's holiday overrides, as timers use them
     return deadlines.refresh_lights(engine.db, engine.clock.now(), send)
+
+
+# ------------------------------------------------------------------------------------------------
+# 府院联办: court orders become seizure and release cases at once
+
+COURT_LINK = Actor("court_link", frozenset({"registrar"}))  # who starts the cases: the link to the courts
+COURT_ORDER_PREFIX = "court_order:"
+COURT_POLL_LOCK = 734_113_001  # PostgreSQL advisory lock key: one poller at a time across workers
+
+
+def poll_court_orders(engine: Engine, limit: int = 100) -> dict[str, int]:
+    """Fetch the courts' orders issued since the last one seen and start a `seizure` or `release`
+    case for each (the processes register it at once).
+
+    Each order seen is remembered durably as a row `court_order:<order id>` of the counter table,
+    taken before its case starts (`next_counter` gives 1 to the first taker only, so no order ever
+    starts two cases); the largest such name is where the next poll continues — the courts number
+    orders FYyyyy-nnnnnn with one running counter, so names sort in issue order. On PostgreSQL a
+    session advisory lock lets one worker poll at a time (the others skip this round); a case that
+    fails to start gives its order back and stops the round, so it is tried again next time and no
+    later order moves the cursor past it. Renewal orders (续封) have no process yet: they are
+    recorded as seen and logged.
+    """
+    counts = {"started": 0, "skipped": 0}
+    court = getattr(engine.services, "court", None)
+    if court is None:
+        return counts
+    lock = None
+    if not engine.db.is_sqlite:
+        lock = engine.db.engine.connect()
+        if not lock.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": COURT_POLL_LOCK}).scalar():
+            lock.close()
+            return counts
+    try:
+        while True:
+            with engine.db.read() as s:
+                last = s.scalar(select(func.max(Counter.name)).where(Counter.name.like(f"{COURT_ORDER_PREFIX}%")))
+            orders = court.fetch_orders(last[len(COURT_ORDER_PREFIX):] if last else None, limit)
+            for order in orders:
+                _start_for_order(engine, order, counts)
+            if len(orders) < limit:
+                return counts
+    finally:
+        if lock is not None:
+            lock.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": COURT_POLL_LOCK})
+            lock.close()
+
+
+def _start_for_order(engine: Engine, order: CourtOrder, counts: dict[str, int]) -> None:
+    name = f"{COURT_ORDER_PREFIX}{order.order_id}"
+    with engine.db.write() as s:
+        if next_counter(s, name) != 1:
+            return  # already taken
+    if order.kind not in ("seizure", "release"):
+        log.warning("court order %s (%s) has no process; recorded as seen", order.order_id, order.kind)
+        counts["skipped"] += 1
+        return
+    data: dict[str, Any] = {"order_id": order.order_id, "court": order.court, "document_no": order.document_no,
+                            "unit_number": order.unit_number, "court_contact": ""}
+    if order.kind == "seizure":
+        data.update(starts_on=order.starts_on.isoformat() if order.starts_on else None,
+                    ends_on=order.ends_on.isoformat() if order.ends_on else None)
+    else:
+        data["released_document_no"] = order.released_document_no
+    try:
+        engine.start_case(order.kind, data, COURT_LINK, summary={
+            "court": order.court, "document_no": order.document_no, "unit_number": order.unit_number})
+    except Exception:
+        with engine.db.write() as s:  # give the order back: the next poll tries it again
+            s.execute(delete(Counter).where(Counter.name == name))
+        raise
+    counts["started"] += 1
