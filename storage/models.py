@@ -480,3 +480,50 @@ class CaseStageTime(Base):
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     minutes: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# People: the office's user accounts and their API tokens. webapp/accounts.py decides (password
+# hashing, lock-out, tokens); these tables only keep.
+# ---------------------------------------------------------------------------------------------
+
+
+class UserAccount(Base):
+    """A person who logs in: a clerk, reviewer, registrar, certificate desk, supervisor, admin or designer."""
+
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # lower case; what the engine records as the actor (case events, task assignees)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    # argon2id, in the PHC string format (parameters and salt included)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # role codes of domain/roles.py
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    office: Mapped[str | None] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # consecutive failed logins since the last success or lock-out
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    # part of the login session's user id: bumped when the password changes or the account is
+    # disabled, which ends every session opened before
+    session_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    """A personal token for the JSON API (`Authorization: Bearer …`). Only its SHA-256 is kept."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (Index("ix_api_token_user", "user_id", "revoked_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    # hex SHA-256 of the token; the token itself is shown once, when issued
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

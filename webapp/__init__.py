@@ -1,44 +1,52 @@
-"""Flask app factory. The clerks' pages and the JSON API grow here (issue #5); for now the
-office overview: deployed processes, open tasks per post, incidents, recent cases."""
+"""Flask app factory: `create_app(config)` builds the web application — login and roles
+(webapp.security, webapp.accounts), languages (webapp.i18n), and one blueprint per area
+(webapp.views: auth, main, tasks, cases, admin, api).
+
+`config` overrides the settings of webapp.config (which read ONEWINDOW_* variables). Besides
+Flask's own keys it may hold:
+- ENGINE: an engine.Engine to use (else one is built for DATABASE_URL / ONEWINDOW_DATABASE_URL);
+- ACCOUNT_POLICY: a webapp.accounts.AccountPolicy (else from ONEWINDOW_LOGIN_* / _ARGON2_* variables);
+- SECURE_COOKIES: True to send the session cookie over HTTPS only (else ONEWINDOW_SECURE_COOKIES).
+"""
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, render_template
-from sqlalchemy import func, select
+from flask import Flask
+from sqlalchemy import select
 
 from domain.clock import SHANGHAI
-from domain.roles import ROLES, role_label
-from storage.models import Case, HumanTask
-from webapp.wiring import build_engine
+from webapp.accounts import AccountPolicy, Accounts
+from webapp.config import settings
+from webapp.i18n import init_babel
+from webapp.security import init_security
+from webapp.views import register_blueprints
+
+ENGINE_EXTENSION = "onewindow"
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
-    app.config.update(config or {})
-    engine = app.config.get("ENGINE") or build_engine(app.config.get("DATABASE_URL"))
-    app.extensions["onewindow"] = engine
+    app.config.update(settings(config))
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese messages stay readable
+    engine = app.config.get("ENGINE")
+    if engine is None:
+        from webapp.wiring import build_engine
+
+        engine = build_engine(app.config.get("DATABASE_URL"))
+    app.extensions[ENGINE_EXTENSION] = engine
+    policy = app.config.get("ACCOUNT_POLICY") or AccountPolicy.from_env()
+    init_security(app, Accounts(engine.db, engine.clock, policy))
+    init_babel(app)
+    register_blueprints(app)
 
     @app.template_filter("local")
     def local(value: Any) -> str:
         return value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if value else ""
 
-    @app.get("/")
-    def overview() -> str:
-        with engine.db.read() as s:
-            per_role = dict(s.execute(select(HumanTask.role, func.count()).where(HumanTask.state == "open")
-                                      .group_by(HumanTask.role)).all())
-            per_status = dict(s.execute(select(Case.status, func.count()).group_by(Case.status)).all())
-            recent = s.scalars(select(Case).order_by(Case.id.desc()).limit(20)).all()
-            tasks = {c.id: [t.name or t.bpmn_id for t in s.scalars(select(HumanTask).where(
-                HumanTask.case_id == c.id, HumanTask.state == "open"))] for c in recent}
-        return render_template(
-            "overview.html", versions=engine.versions(), per_role=per_role, roles=ROLES, role_label=role_label,
-            per_status=per_status, recent=recent, tasks=tasks, incidents=engine.incidents("open"),
-        )
-
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
+        """For load balancers and monitoring: no login, nothing but up or down."""
         with engine.db.read() as s:
             s.execute(select(1))
         return {"status": "ok", "database": engine.db.dialect}

@@ -270,6 +270,212 @@ def simulators(base_port: int, database_url: str, demo_data: bool, **fault_optio
         click.echo("simulators stopped")
 
 
+# ---------------------------------------------------------------------------- people
+
+def _accounts() -> Any:
+    from storage.db import Database
+    from webapp.accounts import AccountPolicy, Accounts
+
+    return Accounts(Database(), policy=AccountPolicy.from_env())
+
+
+def _account_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from webapp.accounts import AccountError
+
+    try:
+        return fn(*args, **kwargs)
+    except AccountError as err:
+        raise click.ClickException(str(err)) from None
+
+
+def _new_password(generate: bool, from_stdin: bool) -> tuple[str, bool]:
+    """The password to set, and whether it was generated (then it is printed, once)."""
+    from webapp.accounts import generate_password
+
+    if generate:
+        return generate_password(), True
+    if from_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise click.ClickException("no password on standard input")
+        return line, False
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True), False
+
+
+def _user_line(u: Any) -> str:
+    from domain.roles import role_label
+
+    state = "active" if u.active else "disabled"
+    if u.locked_until is not None and u.locked_until > datetime.now(SHANGHAI):
+        state += f", locked until {_fmt(u.locked_until)}"
+    roles = ", ".join(f"{r} ({role_label(r)})" for r in u.roles) or "no roles"
+    office = f", {u.office}" if u.office else ""
+    return f"{u.login:<16} {state:<8} {roles} — {u.display_name}{office}"
+
+
+_PASSWORD_OPTIONS = [
+    click.option("--generate", is_flag=True, help="Generate a random password and print it once."),
+    click.option("--password-stdin", "from_stdin", is_flag=True, help="Read the password from standard input."),
+]
+
+
+def _password_options(fn: Any) -> Any:
+    for option in reversed(_PASSWORD_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+@main.group()
+def user() -> None:
+    """User accounts and their API tokens (passwords are asked for, never given as arguments)."""
+
+
+@user.command("add")
+@click.argument("login")
+@click.option("--name", "display_name", required=True, help="The name people see, e.g. 王敏.")
+@click.option("--role", "roles", multiple=True, required=True,
+              help="A role code (repeat for several): window_clerk, reviewer, registrar, certificate_desk, "
+                   "supervisor, admin, designer.")
+@click.option("--office", default=None, help="The office or counter the user works at.")
+@_password_options
+def user_add(login: str, display_name: str, roles: tuple[str, ...], office: str | None, generate: bool,
+             from_stdin: bool) -> None:
+    """Create a user LOGIN (lower-case latin letters, digits, '_', '.', '-')."""
+    accounts = _accounts()
+    _account_call(accounts.check_login, login)
+    _account_call(accounts.check_roles, roles)
+    password, generated = _new_password(generate, from_stdin)
+    u = _account_call(accounts.create_user, login, display_name, password, roles, office=office)
+    click.echo(f"created {_user_line(u)}")
+    if generated:
+        click.echo(f"password for {u.login}: {password}   (shown once; it is not stored in clear)")
+
+
+@user.command("passwd")
+@click.argument("login")
+@_password_options
+def user_passwd(login: str, generate: bool, from_stdin: bool) -> None:
+    """Set LOGIN's password; also unlocks the account and ends its open sessions."""
+    accounts = _accounts()
+    if accounts.by_login(login) is None:
+        raise click.ClickException(f"no user with login {login!r} (see `onewindow user list`)")
+    password, generated = _new_password(generate, from_stdin)
+    u = _account_call(accounts.set_password, login, password)
+    click.echo(f"password of {u.login} changed; open sessions ended")
+    if generated:
+        click.echo(f"password for {u.login}: {password}   (shown once; it is not stored in clear)")
+
+
+@user.command("list")
+def user_list() -> None:
+    """Every user: login, name, state, roles."""
+    users = _accounts().users()
+    if not users:
+        click.echo("no users (create one with `onewindow user add` or `onewindow demo seed`)")
+    for u in users:
+        click.echo(_user_line(u))
+
+
+@user.command("roles")
+@click.argument("login")
+@click.argument("roles", nargs=-1, required=True)
+def user_roles(login: str, roles: tuple[str, ...]) -> None:
+    """Replace LOGIN's roles with ROLES (effective from the user's next request)."""
+    u = _account_call(_accounts().set_roles, login, roles)
+    click.echo(_user_line(u))
+
+
+@user.command("unlock")
+@click.argument("login")
+def user_unlock(login: str) -> None:
+    """Lift a lock-out after failed logins."""
+    u = _account_call(_accounts().unlock, login)
+    click.echo(f"unlocked {u.login}")
+
+
+@user.command("disable")
+@click.argument("login")
+def user_disable(login: str) -> None:
+    """Stop LOGIN from logging in: its sessions end and its API tokens stop working."""
+    u = _account_call(_accounts().set_active, login, False)
+    click.echo(f"disabled {u.login}")
+
+
+@user.command("enable")
+@click.argument("login")
+def user_enable(login: str) -> None:
+    """Let a disabled user log in again."""
+    u = _account_call(_accounts().set_active, login, True)
+    click.echo(f"enabled {u.login}")
+
+
+@user.group("token")
+def user_token() -> None:
+    """API tokens (`Authorization: Bearer …` on /api/v1); only their SHA-256 is stored."""
+
+
+@user_token.command("issue")
+@click.argument("login")
+@click.option("--name", required=True, help="Where the token is used, e.g. 'tax bureau bridge'.")
+def token_issue(login: str, name: str) -> None:
+    """Issue a token for LOGIN; it acts as LOGIN with LOGIN's roles. Printed once."""
+    issued = _account_call(_accounts().issue_token, login, name)
+    click.echo(f"token #{issued.info.id} for {issued.info.user_login} ({issued.info.name}):")
+    click.echo(issued.token)
+    click.echo("Store it now: it is shown only this once.")
+
+
+@user_token.command("list")
+@click.argument("login", required=False)
+@click.option("--all", "show_all", is_flag=True, help="Also revoked tokens.")
+def token_list(login: str | None, show_all: bool) -> None:
+    """Tokens (of LOGIN, or everyone's): id, owner, name, created, last used."""
+    rows = _accounts().tokens(login, include_revoked=show_all)
+    if not rows:
+        click.echo("no tokens")
+    for t in rows:
+        revoked = f"  revoked {_fmt(t.revoked_at)}" if t.revoked_at else ""
+        click.echo(f"#{t.id:<4} {t.user_login:<16} {t.name:<24} created {_fmt(t.created_at)}  "
+                   f"last used {_fmt(t.last_used_at) or 'never'}{revoked}")
+
+
+@user_token.command("revoke")
+@click.argument("token_id", type=int)
+def token_revoke(token_id: int) -> None:
+    """Revoke token TOKEN_ID (see `onewindow user token list`); it stops working at once."""
+    if not _accounts().revoke_token(token_id):
+        raise click.ClickException(f"no unrevoked token #{token_id}")
+    click.echo(f"token #{token_id} revoked")
+
+
+@main.command()
+@click.option("--process", "process_id", required=True, help="Process id, e.g. secondhand_transfer.")
+@click.option("--cases", default=100, show_default=True, help="How many cases to run end to end.")
+@click.option("--database", "database_url", default=None,
+              help="Database URL (default: a fresh SQLite file; --configured uses ONEWINDOW_DATABASE_URL).")
+@click.option("--configured", is_flag=True, help="Run on the configured database instead of a fresh one.")
+def simulate(process_id: str, cases: int, database_url: str | None, configured: bool) -> None:
+    """Run CASES cases of PROCESS with automated clerks and print one `name: value` line per figure.
+
+    Exits with status 1 if any case did not complete, naming where each one stopped.
+    """
+    from storage.db import database_url as configured_url
+    from webapp.simulate import simulate as run
+
+    if configured:
+        database_url = configured_url()
+    try:
+        result = run(process_id, cases, database_url=database_url, log=lambda line: click.echo(line, err=True))
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    for name, value in result.figures.items():
+        click.echo(f"{name}: {value}")
+    if not result.ok:
+        for line in result.stuck:
+            click.echo(f"stuck: {line}", err=True)
+        sys.exit(1)
+
+
 @main.group()
 def demo() -> None:
     """Demo data for trying OneWindow out."""
@@ -277,7 +483,9 @@ def demo() -> None:
 
 @demo.command("seed")
 def demo_seed() -> None:
-    """Deploy processes/ and start a few cases in different stages."""
+    """Deploy processes/, create a demo user per role and start a few cases in different stages.
+
+    New demo users' passwords are printed once (ONEWINDOW_DEMO_PASSWORD sets one for all)."""
     from webapp.demo import seed
 
     for line in seed(_engine(), ROOT / "processes"):

@@ -2,6 +2,7 @@
 believable Hangzhou units, owners, contracts and seizures, and cases waiting at different steps."""
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,13 +10,27 @@ from typing import Any
 from adapters.sandbox_seed import SeedData, land_only_unit, seed_data, seed_departments
 from domain import register
 from engine import Actor, Engine
+from webapp.accounts import AccountPolicy, Accounts, generate_password
 
 CLERK = Actor.of("demo_clerk", "window_clerk")
 REVIEWER = Actor.of("demo_reviewer", "reviewer")
 MIGRATION = "存量数据导入"  # the "case" that brought pre-existing register entries into the system
 
+# One demo user per role: login, display name, roles. The README's quick start lists them.
+DEMO_USERS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("window", "王敏（窗口）", ("window_clerk",)),
+    ("reviewer", "李静（审核）", ("reviewer",)),
+    ("registrar", "赵磊（登簿）", ("registrar",)),
+    ("desk", "周婷（发证）", ("certificate_desk",)),
+    ("supervisor", "陈刚（主管）", ("supervisor",)),
+    ("admin", "孙伟（管理员）", ("admin",)),
+    ("designer", "何芳（流程设计）", ("designer",)),
+]
+DEMO_OFFICE = "杭州市不动产登记中心 一窗受理大厅"
+
 
 def seed(engine: Engine, processes: Path) -> Iterator[str]:
+    yield from seed_users(engine)
     for r in engine.deploy_paths([processes], "demo", "demo seed"):
         yield f"deployed {r.process_id} v{r.version}"
     services = engine.services
@@ -27,6 +42,29 @@ def seed(engine: Engine, processes: Path) -> Iterator[str]:
     created = seed_register(engine, data)
     yield f"register: {created} entries created"
     yield from seed_cases(engine, data)
+
+
+def seed_users(engine: Engine, password: str | None = None) -> Iterator[str]:
+    """A demo user per role; users already there are left alone (their passwords too).
+
+    Each new user gets a random password, printed here once — or `password`
+    (ONEWINDOW_DEMO_PASSWORD) for all of them, for scripted demos and browser tests.
+    """
+    password = password or os.environ.get("ONEWINDOW_DEMO_PASSWORD") or None
+    accounts = Accounts(engine.db, engine.clock, AccountPolicy.from_env())
+    created = []
+    for login, name, roles in DEMO_USERS:
+        if accounts.by_login(login) is not None:
+            continue
+        secret = password or generate_password()
+        accounts.create_user(login, name, secret, roles, office=DEMO_OFFICE)
+        created.append((login, roles, secret))
+    if not created:
+        yield "demo users: already there (reset a password with `onewindow user passwd LOGIN`)"
+        return
+    yield "demo users (passwords shown once; change them with `onewindow user passwd LOGIN`):"
+    for login, roles, secret in created:
+        yield f"  {login:<11} {secret if not password else '(ONEWINDOW_DEMO_PASSWORD)':<16} {', '.join(roles)}"
 
 
 def seed_register(engine: Engine, data: SeedData) -> int:
