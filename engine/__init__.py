@@ -11,3 +11,4 @@ from engine.errors import (  # noqa: F401
     TaskNotReady,
 )
 from engine.runtime import SYSTEM, Actor, CaseRef, Engine, EngineSettings  # noqa: F401
+from engine.versions import MigrationRefused  # noqa: F401

@@ -29,7 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from domain import calendar
 from domain.clock import SHANGHAI, Clock
 from domain.roles import ROLES
-from engine import deployment, sandbox, spiff
+from engine import deployment, sandbox, spiff, versions
 from engine.errors import CaseNotActive, Conflict, InvalidInput, NotFound, NotPermitted, TaskNotReady
 from engine.spiff import AppParser, SpecBundle
 from engine.steps import (
@@ -217,6 +217,25 @@ class Engine:
             self._specs[version_id] = (spec, subs)
             self._infos[version_id] = VersionInfo(pv.id, pv.process_id, pv.version, roles, names, forms,
                                                   frozenset(m.process_id for m in closure))
+
+    # versions side by side and moving cases between them: engine/versions.py
+
+    def diff_versions(self, old_id: int, new_id: int) -> versions.VersionDiff:
+        return versions.diff_versions(self, old_id, new_id)
+
+    def check_migration(self, case_id: int, target_version_id: int | None = None) -> versions.MigrationCheck:
+        return versions.check_migration(self, case_id, target_version_id)
+
+    def migrate_case(self, case_id: int, target_version_id: int | None, actor: Actor, comment: str | None = None,
+                     expected_version: int | None = None) -> versions.MigrationCheck:
+        return versions.migrate_case(self, case_id, target_version_id, actor, comment, expected_version)
+
+    def migrate_cases(self, from_version_id: int, target_version_id: int | None, actor: Actor,
+                      comment: str | None = None) -> versions.BulkMigration:
+        return versions.migrate_cases(self, from_version_id, target_version_id, actor, comment)
+
+    def process_steps(self, version_id: int) -> list[versions.ProcessStep]:
+        return versions.process_steps(self, version_id)
 
     def latest_version_id(self, session: Session, process_id: str) -> int:
         version_id = session.scalar(_LATEST_VERSION, {"pid": process_id})

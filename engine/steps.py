@@ -15,6 +15,7 @@ from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition, MessageEventDefinition
@@ -265,22 +266,45 @@ def timer_fired(task: Any, due_before: str | None) -> bool:
     """
     if due_before is None:
         return False
+    if isinstance(getattr(task.task_spec, "event_definition", None), MultipleEventDefinition):
+        # an event-based gateway also moves on when one of its messages arrives: the timer fired
+        # only if it is among the events the gateway has seen
+        return any(isinstance(getattr(seen, "event_definition", None), TimerEventDefinition)
+                   for seen in task.internal_data.get("seen_events", []))
     if task.has_state(_FIRED):
         return True
     if task.state == TaskState.WAITING and due_before is not None:
-        return task.task_spec.event_definition.details(task).value != due_before
+        return timer_due(task) != due_before
     return False
+
+
+def timer_due(task: Any) -> str | None:
+    """When a waiting task's timer is due, as SpiffWorkflow holds it (ISO text), or None.
+
+    A timer catch event (intermediate, boundary, start) carries a TimerEventDefinition. An
+    event-based gateway waits with a MultipleEventDefinition of its targets' events (a timer and
+    messages, say): its timer's due time is kept on the gateway task, so the gateway is what the
+    scheduler must wake.
+    """
+    definition = getattr(task.task_spec, "event_definition", None)
+    if isinstance(definition, MultipleEventDefinition):
+        definition = next((d for d in definition.event_definitions if isinstance(d, TimerEventDefinition)), None)
+    if not isinstance(definition, TimerEventDefinition):
+        return None
+    value = definition.details(task).value
+    return value if isinstance(value, str) else None
+
+
+def _has_timer(task: Any) -> bool:
+    definition = getattr(task.task_spec, "event_definition", None)
+    if isinstance(definition, MultipleEventDefinition):
+        return any(isinstance(d, TimerEventDefinition) for d in definition.event_definitions)
+    return isinstance(definition, TimerEventDefinition)
 
 
 def waiting_timers(workflow: BpmnWorkflow) -> list[tuple[Any, str | None]]:
     """Every waiting timer task, with its due time as SpiffWorkflow holds it (ISO text)."""
-    timers = []
-    for task in workflow.get_tasks(state=TaskState.WAITING):
-        definition = getattr(task.task_spec, "event_definition", None)
-        if isinstance(definition, TimerEventDefinition):
-            value = definition.details(task).value
-            timers.append((task, value if isinstance(value, str) else None))
-    return timers
+    return [(task, timer_due(task)) for task in workflow.get_tasks(state=TaskState.WAITING) if _has_timer(task)]
 
 
 def _advance(step: Step, workflow: BpmnWorkflow, deliver: Any) -> None:
@@ -353,12 +377,9 @@ def scheduled_jobs(workflow: BpmnWorkflow) -> dict[tuple[str, str], tuple[dateti
             if retry_at:
                 jobs[(str(task.id), "retry")] = (datetime.fromisoformat(retry_at), spec.bpmn_id)
             continue
-        definition = getattr(spec, "event_definition", None)
-        if isinstance(definition, TimerEventDefinition):
-            value = definition.details(task).value
-            if isinstance(value, str):
-                due = TimerEventDefinition.get_datetime(value)
-                jobs[(str(task.id), "timer")] = (due, spec.bpmn_id)
+        value = timer_due(task)
+        if value is not None:
+            jobs[(str(task.id), "timer")] = (TimerEventDefinition.get_datetime(value), spec.bpmn_id)
     return jobs
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain import register, rules
+from domain.errors import BusinessError
 from handlers.registry import REGISTRY, Param
 
 
@@ -92,3 +93,64 @@ def issue_certificate(ctx: Any, right_id: int, kind: str) -> dict[str, Any]:
     cert = register.issue_certificate(ctx.session, register.Office.from_env(), kind, right_id, ctx.case_number,
                                       ctx.now())
     return cert.to_data()
+
+
+def _id_key(id_number: str) -> str:
+    """ID numbers compare as the register compares them: without spaces, in capitals."""
+    return "".join(str(id_number).split()).upper()
+
+
+def _certificate_key(number: str) -> str:
+    """Certificate numbers compare without spaces and with half-width brackets (申请书常写全角括号)."""
+    return "".join(str(number).split()).replace("（", "(").replace("）", ")")
+
+
+@REGISTRY.register("register.cancel_mortgage", [
+    Param("unit_number", "str", description="不动产单元号"),
+    Param("mortgagee_id_number", "str", required=False, description="抵押权人证件号（统一社会信用代码等）"),
+    Param("certificate_number", "str", required=False, description="该抵押权的不动产登记证明号"),
+    Param("reason", "str", required=False, description="注销原因（默认：主债权消灭）"),
+])
+def cancel_mortgage(ctx: Any, unit_number: str, mortgagee_id_number: str | None = None,
+                    certificate_number: str | None = None, reason: str | None = None) -> dict[str, Any]:
+    """抵押权注销登簿: the current mortgage on the unit held by this mortgagee and/or documented by this
+    registration certificate ends, and its certificates are voided (收回作废).
+
+    Each criterion given narrows the unit's current mortgages; exactly one must remain. None matching
+    is BusinessError `mortgage_not_found`, several `mortgage_ambiguous` (a bank holding two mortgages on
+    one unit: give the certificate number too), neither criterion given `invalid_request` — each message
+    says what the register holds, so the clerk can correct the application.
+    """
+    given_id = _id_key(mortgagee_id_number) if mortgagee_id_number and mortgagee_id_number.strip() else None
+    given_cert = _certificate_key(certificate_number) if certificate_number and certificate_number.strip() else None
+    if given_id is None and given_cert is None:
+        raise BusinessError("invalid_request", "注销抵押权须写明抵押权人证件号或该抵押权的不动产登记证明号")
+    session = ctx.session
+    mortgages = register.current_rights(session, unit_number, ["mortgage"])
+    certificates = {m.id: [c.number for c in register.certificates_for_right(session, m.id) if not c.voided]
+                    for m in mortgages}
+    found = [m for m in mortgages
+             if (given_id is None or given_id in m.holder_ids())
+             and (given_cert is None or given_cert in {_certificate_key(n) for n in certificates[m.id]})]
+    wanted = "、".join(part for part in (
+        f"抵押权人证件号为{mortgagee_id_number.strip()}" if given_id else "",
+        f"不动产登记证明号为{certificate_number.strip()}" if given_cert else "") if part)
+
+    def describe(m: register.RightInfo) -> str:
+        numbers = "、".join(certificates[m.id]) or "未记载登记证明号"
+        return f"{m.holder_names}（{m.details.get('amount', '')}元，{numbers}）"
+
+    if not found:
+        held = "；".join(describe(m) for m in mortgages) or "无"
+        raise BusinessError("mortgage_not_found",
+                            f"不动产单元{unit_number}没有{wanted}的现势抵押权，无法注销。登记簿记载的现势抵押权：{held}。"
+                            "请核对申请书与抵押权人、登记证明号是否一致", unit_number=unit_number)
+    if len(found) > 1:
+        raise BusinessError("mortgage_ambiguous",
+                            f"不动产单元{unit_number}有{len(found)}项{wanted}的现势抵押权："
+                            f"{'；'.join(describe(m) for m in found)}。请写明要注销的抵押权的不动产登记证明号",
+                            unit_number=unit_number, right_ids=[m.id for m in found])
+    mortgage = found[0]
+    ended = register.cancel_mortgage(session, mortgage.id, case_number=ctx.case_number, now=ctx.now(),
+                                     reason=reason or "抵押权注销（主债权消灭）")
+    return {**ended.to_data(), "voided_certificates": certificates[mortgage.id]}

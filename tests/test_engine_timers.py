@@ -209,3 +209,57 @@ def test_cycle_timer_fires_each_period_then_stops(engine, clock):
     with engine.db.read() as s:
         assert s.scalars(select(TimerJob).where(TimerJob.case_id == case.id)).all() == []
     assert engine.case_data(case.id)["reminded"] is True
+
+
+RACE = """
+<bpmn:startEvent id="start"/>
+<bpmn:sequenceFlow id="f0" sourceRef="start" targetRef="first"/>
+<bpmn:eventBasedGateway id="first"/>
+<bpmn:sequenceFlow id="f1" sourceRef="first" targetRef="timeout"/>
+<bpmn:sequenceFlow id="f2" sourceRef="first" targetRef="answer"/>
+<bpmn:intermediateCatchEvent id="timeout">
+  <bpmn:timerEventDefinition><bpmn:timeDuration>"PT1H"</bpmn:timeDuration></bpmn:timerEventDefinition>
+</bpmn:intermediateCatchEvent>
+<bpmn:intermediateCatchEvent id="answer">
+  <bpmn:messageEventDefinition messageRef="msg_answer"/>
+</bpmn:intermediateCatchEvent>
+<bpmn:sequenceFlow id="f3" sourceRef="timeout" targetRef="chase"/>
+<bpmn:sequenceFlow id="f4" sourceRef="answer" targetRef="review"/>
+<bpmn:userTask id="chase" name="催办"/>
+<bpmn:userTask id="review" name="审核"/>
+<bpmn:sequenceFlow id="f5" sourceRef="chase" targetRef="end"/>
+<bpmn:sequenceFlow id="f6" sourceRef="review" targetRef="end"/>
+<bpmn:endEvent id="end"/>
+"""
+
+
+def start_race(engine):
+    from tests.diagrams import definitions
+
+    message = '  <bpmn:message id="msg_answer" name="answer"/>\n'
+    engine.deploy([("race.bpmn", definitions(RACE, "race", before=message))], "designer")
+    return engine.start_case("race", {}, REVIEWER)
+
+
+def test_an_event_based_gateways_timer_is_scheduled_and_fires(engine, clock):
+    """The gateway itself waits (SpiffWorkflow keeps its targets' events on it): its timer is a job."""
+    case = start_race(engine)
+    jobs = timer_jobs(engine, case.id)
+    assert set(jobs) == {"first"} and jobs["first"].due_at == clock.now() + timedelta(hours=1)
+    clock.advance(minutes=59)
+    assert engine.run_due_jobs().fired == 0
+    clock.advance(minutes=2)
+    assert engine.run_due_jobs().fired == 1
+    assert [t["bpmn_id"] for t in engine.case_tasks(case.id)] == ["chase"]
+    assert fired(engine, case.id) == ["first"] and timer_jobs(engine, case.id) == {}
+
+
+def test_an_event_based_gateways_timer_is_dropped_when_the_message_wins(engine, clock):
+    from engine import SYSTEM
+
+    case = start_race(engine)
+    engine.send_message(case.id, "answer", {}, SYSTEM)
+    assert [t["bpmn_id"] for t in engine.case_tasks(case.id)] == ["review"]
+    assert timer_jobs(engine, case.id) == {}
+    clock.advance(hours=2)
+    assert engine.run_due_jobs().fired == 0 and fired(engine, case.id) == []

@@ -1,6 +1,6 @@
 """Flask app factory: `create_app(config)` builds the web application — login and roles
 (webapp.security, webapp.accounts), languages (webapp.i18n), and one blueprint per area
-(webapp.views: auth, main, tasks, cases, admin, api).
+(webapp.views: auth, main, tasks, cases, admin, api; and the public guide).
 
 `config` overrides the settings of webapp.config (which read ONEWINDOW_* variables). Besides
 Flask's own keys it may hold:
@@ -20,7 +20,7 @@ from webapp.accounts import AccountPolicy, Accounts
 from webapp.config import settings
 from webapp.i18n import init_babel
 from webapp.security import init_security
-from webapp.views import register_blueprints
+from webapp.views import guide, register_blueprints
 
 ENGINE_EXTENSION = "onewindow"
 
@@ -39,6 +39,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_security(app, Accounts(engine.db, engine.clock, policy))
     init_babel(app)
     register_blueprints(app)
+    app.register_blueprint(guide.bp)  # the public guide 办事指南 (/guide): no login
 
     @app.template_filter("local")
     def local(value: Any) -> str:

@@ -151,8 +151,8 @@ def init_security(app: Flask, accounts_service: Accounts) -> None:
             return
         if request.endpoint is None:
             return  # 404 / 405 answer first
-        if is_api_request() and bearer_token() is not None:
-            return  # token-authenticated: no ambient credential to forge
+        if is_api_request() and (bearer_token() is not None or not current_user.is_authenticated):
+            return  # token-authenticated, or anonymous (the API answers 401): no ambient credential to forge
         csrf.protect()
 
     @app.after_request

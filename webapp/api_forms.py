@@ -1,0 +1,105 @@
+"""A task's form (its JSON Schema, deployed with the version) and checking data against it.
+
+Completing a task through the API checks the submitted data against the task's form before the
+engine sees it, so a program gets the same refusals a clerk gets on the task page (422, one
+message per field, with the field's title from the form). The instance checked is the data the
+task will hold afterwards for the form's own fields: the case's current values of those fields,
+overlaid with what was submitted — so a field filled in by an earlier step need not be sent again,
+and a form with `additionalProperties: false` judges only what was submitted.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import jsonschema
+from sqlalchemy.orm import Session
+
+from engine.deployment import version_closure
+from storage.models import Case, HumanTask, ProcessVersion
+
+_TYPE_NAMES = {"string": "文本", "integer": "整数", "number": "数字", "boolean": "true 或 false",
+               "object": "JSON 对象", "array": "列表", "null": "null"}
+_REQUIRED = re.compile(r"^'(.+)' is a required property$")
+
+
+def task_form(s: Session, ht: HumanTask) -> dict[str, Any] | None:
+    """The JSON Schema of the task's form, from the case's version or a version it calls; None if
+    the task has no form (or its file is missing, which deployment validation prevents)."""
+    if not ht.form:
+        return None
+    case = s.get(Case, ht.case_id)
+    version = s.get(ProcessVersion, case.process_version_id) if case is not None else None
+    if version is None:
+        return None
+    for member in version_closure(s, version):
+        text = (member.assets or {}).get(ht.form)
+        if text is not None:
+            schema = json.loads(text)
+            return schema if isinstance(schema, dict) else None
+    return None
+
+
+def form_errors(schema: dict[str, Any], data: dict[str, Any], current: dict[str, Any]) -> list[dict[str, str]]:
+    """Every way the submitted `data` (over the `current` case data) fails the form, readably."""
+    props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    instance = {k: current[k] for k in props if k in current}
+    instance.update(data)
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
+    out = []
+    for err in sorted(validator.iter_errors(instance), key=lambda e: (list(map(str, e.path)), e.message)):
+        path = [str(p) for p in err.absolute_path]
+        if err.validator == "required":
+            found = _REQUIRED.match(err.message)
+            if found:
+                path.append(found.group(1))
+        out.append({"field": ".".join(path), "message": _message(err, _title(schema, path))})
+    return out
+
+
+def _title(schema: dict[str, Any], path: list[str]) -> str:
+    node: Any = schema
+    for part in path:
+        props = node.get("properties") if isinstance(node, dict) else None
+        if isinstance(props, dict) and part in props:
+            node = props[part]
+        elif isinstance(node, dict) and isinstance(node.get("items"), dict):
+            node = node["items"]
+        else:
+            node = None
+            break
+    title = node.get("title") if isinstance(node, dict) else None
+    name = ".".join(path)
+    return f"{title}（{name}）" if title and name else (title or name or "表单")
+
+
+def _message(err: jsonschema.ValidationError, label: str) -> str:
+    v, value = err.validator, err.validator_value
+    if v == "required":
+        return f"{label}：必填"
+    if v == "type":
+        kinds = value if isinstance(value, list) else [value]
+        return f"{label}：应为{'或'.join(_TYPE_NAMES.get(k, str(k)) for k in kinds)}"
+    if v == "enum":
+        return f"{label}：应为以下之一：{'、'.join(json.dumps(x, ensure_ascii=False) for x in value)}"
+    if v == "const":
+        return f"{label}：应为 {json.dumps(value, ensure_ascii=False)}"
+    if v == "minLength":
+        return f"{label}：不能为空" if value == 1 else f"{label}：至少 {value} 个字符"
+    if v == "maxLength":
+        return f"{label}：最多 {value} 个字符"
+    if v in ("minimum", "exclusiveMinimum"):
+        return f"{label}：不能小于{'或等于' if v == 'exclusiveMinimum' else ''} {value}"
+    if v in ("maximum", "exclusiveMaximum"):
+        return f"{label}：不能大于{'或等于' if v == 'exclusiveMaximum' else ''} {value}"
+    if v == "pattern":
+        return f"{label}：格式不对"
+    if v == "format":
+        return f"{label}：格式不对（应为 {value}）"
+    if v == "additionalProperties":
+        return f"{label}：有表单中没有的字段（{err.message}）"
+    if v in ("minItems", "maxItems"):
+        return f"{label}：{'至少' if v == 'minItems' else '最多'} {value} 项"
+    return f"{label}：{err.message}"
