@@ -203,8 +203,11 @@ class Engine:
             roles: dict[tuple[str, str], str] = {}
             names: dict[tuple[str, str], str] = {}
             forms: dict[tuple[str, str], str] = {}
+            added: set[str] = set()
             for member in closure:
-                parser.add_bpmn_str(member.bpmn_xml.encode("utf-8"), filename=member.filename)
+                if member.bpmn_xml not in added:  # one file may define a process and the one it calls
+                    parser.add_bpmn_str(member.bpmn_xml.encode("utf-8"), filename=member.filename)
+                    added.add(member.bpmn_xml)
                 meta = member.meta or {}
                 for node, role in (meta.get("roles") or {}).items():
                     roles[(member.process_id, node)] = role

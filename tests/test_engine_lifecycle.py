@@ -274,3 +274,12 @@ def test_an_error_no_one_catches_is_kept_in_the_history(engine):
     thrown = [e for e in engine.history(case.id) if e["kind"] == "event_thrown"]
     assert len(thrown) == 1 and thrown[0]["detail"]["code"] == "REFUSED"
     assert engine.get_case(case.id)["status"] == "completed"
+
+
+def test_a_file_defining_a_process_and_the_one_it_calls(engine):
+    engine.deploy(bpmn("caller_and_callee.bpmn"), "designer")
+    case = engine.start_case("outer", {}, CLERK)
+    check = open_task(engine, case.id, "check")
+    assert check["role"] == "reviewer"
+    engine.complete_task(check["id"], {}, REVIEWER)
+    assert engine.get_case(case.id)["status"] == "completed"
