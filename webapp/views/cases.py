@@ -1,15 +1,165 @@
 """Case search by case number, unit number or ID number (首问负责: any clerk finds any case) and
 the case page: diagram, history, deadline and stage times, certificates, incidents (issue #5).
-Every page here needs a login."""
+Every page here needs a login, and no particular role.
+
+| page | route |
+| search: an exact case number opens its page; else cases whose number or summary (applicant,
+  unit number, ID numbers) contains the text; a single match opens its page | GET /cases/?q= |
+| the case page | GET /cases/<id> |
+"""
 from __future__ import annotations
 
-from flask import Blueprint
-from flask_login import login_required
+import logging
+from typing import Any
 
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import login_required
+from sqlalchemy import String, cast, or_, select
+
+from domain import deadlines
+from engine.errors import NotFound
+from storage.models import Case, CaseStageTime, ProcessVersion, TimerJob
+from webapp.api_marks import case_marks
+from webapp.diagram import render_svg
+from webapp.security import current_actor
+from webapp.views.tasks import process_names
+
+log = logging.getLogger(__name__)
 bp = Blueprint("cases", __name__, url_prefix="/cases")
+SEARCH_LIMIT = 50
+
+EVENT_NAMES = {
+    "case_started": _l("受理立案"),
+    "case_completed": _l("办结"),
+    "case_cancelled": _l("撤销"),
+    "case_suspended": _l("挂起"),
+    "case_resumed": _l("恢复办理"),
+    "case_migrated": _l("迁移到新版本"),
+    "task_claimed": _l("认领任务"),
+    "task_released": _l("释放任务"),
+    "task_reassigned": _l("转派任务"),
+    "task_completed": _l("办理完成"),
+    "service_called": _l("调用服务"),
+    "service_retry": _l("重试服务"),
+    "service_retry_scheduled": _l("安排重试服务"),
+    "business_error": _l("业务拒绝"),
+    "timer_fired": _l("定时触发"),
+    "event_thrown": _l("发出事件"),
+    "message_received": _l("收到消息"),
+    "message_delivered": _l("消息送达"),
+    "incident_opened": _l("发生事件（故障）"),
+    "incident_retried": _l("重试事件"),
+    "incident_resolved": _l("事件已处理"),
+    "incident_closed": _l("事件已关闭"),
+}
 
 
 @bp.before_request
 @login_required
 def _login_first() -> None:
     return None
+
+
+@bp.app_template_filter("event_name")
+def event_name(kind: str) -> str:
+    return str(EVENT_NAMES.get(kind, kind))
+
+
+def _engine() -> Any:
+    return current_app.extensions["onewindow"]
+
+
+def search_cases(q: str, limit: int = SEARCH_LIMIT) -> list[dict[str, Any]]:
+    """Cases whose number or summary (applicant, unit number, ID numbers…) contains `q`, newest first."""
+    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    with _engine().db.read() as s:
+        rows = s.scalars(select(Case).where(or_(
+            Case.case_number.like(pattern, escape="\\"),
+            cast(Case.summary, String).like(pattern, escape="\\"),
+        )).order_by(Case.started_at.desc(), Case.id.desc()).limit(limit)).all()
+        return [{"id": c.id, "case_number": c.case_number, "process_id": c.process_id, "status": c.status,
+                 "started_at": c.started_at, "summary": c.summary or {}, "open_incidents": c.open_incidents}
+                for c in rows]
+
+
+@bp.get("/")
+def index() -> Any:
+    q = (request.args.get("q") or "").strip()
+    results: list[dict[str, Any]] = []
+    if q:
+        try:
+            found = _engine().find_case(q)
+        except NotFound:
+            results = search_cases(q)
+        else:
+            return redirect(url_for("cases.case", case_id=found["id"]))
+        if len(results) == 1:
+            return redirect(url_for("cases.case", case_id=results[0]["id"]))
+    return render_template("cases/index.html", q=q, results=results, names=process_names(),
+                           limit=SEARCH_LIMIT)
+
+
+def _diagram(case: dict[str, Any], history: list[dict[str, Any]], tasks: list[dict[str, Any]],
+             incidents: list[dict[str, Any]]) -> str | None:
+    engine = _engine()
+    with engine.db.read() as s:
+        xml = s.scalar(select(ProcessVersion.bpmn_xml).where(ProcessVersion.id == case["process_version_id"]))
+        waiting = s.scalars(select(TimerJob.bpmn_id).where(TimerJob.case_id == case["id"])).all()
+    marks = case_marks(xml or "", case["process_id"], history=history,
+                       open_task_ids=[t["bpmn_id"] for t in tasks], waiting_ids=waiting,
+                       incident_ids=[i["bpmn_id"] for i in incidents], case_status=case["status"])
+    try:
+        return render_svg(xml or "", process_id=case["process_id"], marks=marks)
+    except ValueError as err:
+        log.warning("case %s: diagram not drawn: %s", case["id"], err)
+        return None
+
+
+def _certificates(data: dict[str, Any]) -> list[dict[str, Any]]:
+    found = data.get("certificates")
+    if not isinstance(found, list):
+        found = [data["certificate"]] if isinstance(data.get("certificate"), dict) else []
+    return [c for c in found if isinstance(c, dict)]
+
+
+@bp.get("/<int:case_id>")
+def case(case_id: int) -> Any:
+    engine = _engine()
+    try:
+        info = engine.get_case(case_id)
+    except NotFound:
+        abort(404)
+    history = engine.history(case_id)
+    tasks = engine.case_tasks(case_id)
+    incidents = engine.incidents(status="open", case_id=case_id)
+    now = engine.clock.now()
+    table = deadlines.load_table()
+    with engine.db.read() as s:
+        deadline = deadlines.case_deadline(s, case_id, now)
+        lights = deadlines.task_lights(s, tasks, now, table) if tasks else {}
+        stages = [{"stage": st.stage, "name": table.stages[st.stage].name if st.stage in table.stages else st.stage,
+                   "started_at": st.started_at, "ended_at": st.ended_at,
+                   "minutes": float(st.minutes) if st.minutes is not None else None}
+                  for st in s.scalars(select(CaseStageTime).where(CaseStageTime.case_id == case_id)
+                                      .order_by(CaseStageTime.started_at, CaseStageTime.id))]
+    for t in tasks:
+        t["light"] = lights.get(t["id"])
+    names = _element_names(info["process_version_id"])
+    try:
+        data = engine.case_data(case_id)
+    except Exception as err:  # noqa: BLE001 — a case whose state cannot be read still shows its records
+        log.warning("case %s: data not readable: %s", case_id, err)
+        data = {}
+    return render_template("cases/case.html", case=info, history=history, tasks=tasks, incidents=incidents,
+                           deadline=deadline, stages=stages, svg=_diagram(info, history, tasks, incidents),
+                           certificates=_certificates(data), names=process_names(), element_names=names,
+                           roles=current_actor().roles)
+
+
+def _element_names(version_id: int) -> dict[str, str]:
+    try:
+        names = _engine().version_info(version_id).names
+    except Exception:  # noqa: BLE001 — names are a nicety
+        return {}
+    return {bpmn_id: name for (_p, bpmn_id), name in names.items() if name}
