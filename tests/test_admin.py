@@ -19,8 +19,10 @@ from domain.clock import SHANGHAI, FrozenClock
 from engine import SYSTEM, Engine, MigrationRefused, NotPermitted
 from engine.versions import ProcessStep
 from storage.models import Case, CaseEvent, HumanTask, ProcessVersion, TimerJob
+from tests import web
 from tests.conftest import ADMIN, CLERK, REVIEWER, SUPERVISOR, bpmn, open_task
 from tests.operators import CourtStub
+from tests.web import page, token_of
 from webapp import create_app
 from webapp.accounts import AccountPolicy, Accounts
 from webapp.demo import DEMO_USERS
@@ -230,22 +232,10 @@ def app(engine: Engine) -> Flask:
     return app
 
 
-def page(response: TestResponse) -> str:
-    return response.get_data(as_text=True)
-
-
-def token_of(html: str) -> str:
-    found = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
-    assert found, "no CSRF token in the page"
-    return found.group(1)
 
 
 def log_in(app: Flask, login: str) -> FlaskClient:
-    client = app.test_client()
-    form = page(client.get("/login"))
-    response = client.post("/login", data={"csrf_token": token_of(form), "login": login, "password": PASSWORD})
-    assert response.status_code == 302, page(response)
-    return client
+    return web.log_in(app, login, PASSWORD)
 
 
 def deploy_page(client: FlaskClient, *files: tuple[str, bytes], comment: str = "") -> TestResponse:

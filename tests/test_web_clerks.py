@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
 
 from engine import Actor, Engine
+from tests import web
 from tests.conftest import open_task
 from tests.test_api import svg_marks
+from tests.web import page, token_of
 from webapp import create_app
 from webapp.accounts import AccountPolicy, Accounts
 from webapp.views.tasks import findings_of, parse_form, schema_fields
@@ -43,14 +44,6 @@ def start(engine: Engine, applicant: str = "张三", unit: str = UNIT) -> int:
     return ref.id
 
 
-def page(response: TestResponse) -> str:
-    return response.get_data(as_text=True)
-
-
-def token_of(html: str) -> str:
-    found = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
-    assert found, "no CSRF token in the page"
-    return found.group(1)
 
 
 def lock_of(html: str) -> str:
@@ -60,11 +53,7 @@ def lock_of(html: str) -> str:
 
 
 def log_in(app: Flask, login: str) -> FlaskClient:
-    client = app.test_client()
-    form = page(client.get("/login"))
-    response = client.post("/login", data={"csrf_token": token_of(form), "login": login, "password": PASSWORD})
-    assert response.status_code == 302, page(response)
-    return client
+    return web.log_in(app, login, PASSWORD)
 
 
 def task_ids(html: str) -> dict[str, list[int]]:
