@@ -364,7 +364,8 @@ def _local(moment: datetime) -> datetime:
     return moment.astimezone(SHANGHAI)
 
 
-def _iso(moment: datetime | None) -> str | None:
+def local_iso(moment: datetime | None) -> str | None:
+    """An aware time as ISO text in Asia/Shanghai (what case data and pages show)."""
     return _local(moment).isoformat() if moment is not None else None
 
 
@@ -553,17 +554,17 @@ def clock_data(clock: CaseClock, now: datetime) -> dict[str, Any]:
         "business": clock.business,
         "limit": {"kind": clock.limit_kind, "value": clock.limit_value},
         "one_hour": clock.one_hour,
-        "accepted_at": _iso(clock.accepted_at),
-        "due_at": _iso(clock.due_at),
+        "accepted_at": local_iso(clock.accepted_at),
+        "due_at": local_iso(clock.due_at),
         "paused": clock.paused_since is not None,
         "pause_reason": clock.pause_reason,
-        "paused_since": _iso(clock.paused_since),
+        "paused_since": local_iso(clock.paused_since),
         "paused_workdays": clock.paused_workdays,
         "paused_minutes": round((clock.paused_seconds or 0) / 60, 1),
         "light": current_light(clock, now),
         "published_light": clock.light,
         "remaining": left.to_data(),
-        "completed_at": _iso(clock.completed_at),
+        "completed_at": local_iso(clock.completed_at),
         "ended_by": clock.ended_by,
         "within_limit": (clock.completed_at <= clock.due_at if clock.limit_kind == "minutes"
                          else _local(clock.completed_at).date() <= _local(clock.due_at).date())
@@ -726,7 +727,7 @@ def refresh_lights(db: Database, now: datetime, send: Send, share: float | None 
             continue
         if _SEVERITY[light] > _SEVERITY[clock.light]:
             left = remaining(clock, now)
-            payload = {"light": light, "due_at": _iso(clock.due_at), "remaining": left.to_data()}
+            payload = {"light": light, "due_at": local_iso(clock.due_at), "remaining": left.to_data()}
             try:
                 fresh = send(clock.case_id, clock.case_number, f"deadline_{light}", payload)
             except Exception:  # noqa: BLE001 — one case must not stop the others; tried again next run

@@ -383,13 +383,6 @@ def scheduled_jobs(workflow: BpmnWorkflow) -> dict[tuple[str, str], tuple[dateti
     return jobs
 
 
-def waiting_message_names(workflow: BpmnWorkflow) -> set[str]:
-    names = set()
-    for pending in workflow.waiting_events():
-        if pending.event_type == "MessageEventDefinition":
-            names.add(pending.name)
-    return names
-
 
 def message_event(name: str, payload: dict[str, Any]) -> BpmnEvent:
     return BpmnEvent(MessageEventDefinition(name), payload=payload)

@@ -16,16 +16,11 @@ unless the diagram catches them.
 """
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from domain import deadlines
-from domain.clock import SHANGHAI
+from domain.deadlines import local_iso
 from handlers.registry import REGISTRY, Param
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(SHANGHAI).isoformat() if moment is not None else None
 
 
 @REGISTRY.register("deadline.start", [Param("business", "str", description="business kind code")])
@@ -35,8 +30,8 @@ def start(ctx: Any, business: str) -> dict[str, Any]:
     return {
         "business": clock.business,
         "limit": {"kind": clock.limit_kind, "value": clock.limit_value},
-        "accepted_at": _iso(clock.accepted_at),
-        "due_at": _iso(clock.due_at),
+        "accepted_at": local_iso(clock.accepted_at),
+        "due_at": local_iso(clock.due_at),
         "light": clock.light,
     }
 
@@ -45,14 +40,14 @@ def start(ctx: Any, business: str) -> dict[str, Any]:
 def pause(ctx: Any, reason: str) -> dict[str, Any]:
     """时限中止: the clock stops while materials are supplemented, a notice or inspection runs, tax is unpaid…"""
     clock = deadlines.pause_clock(ctx.session, ctx.case_id, reason, ctx.now())
-    return {"paused": True, "reason": clock.pause_reason, "since": _iso(clock.paused_since)}
+    return {"paused": True, "reason": clock.pause_reason, "since": local_iso(clock.paused_since)}
 
 
 @REGISTRY.register("deadline.resume")
 def resume(ctx: Any) -> dict[str, Any]:
     """时限恢复: the clock runs again; the due date moves by the working time it stood still."""
     clock = deadlines.resume_clock(ctx.session, ctx.case_id, ctx.now())
-    return {"paused": False, "due_at": _iso(clock.due_at)}
+    return {"paused": False, "due_at": local_iso(clock.due_at)}
 
 
 @REGISTRY.register("deadline.stage", [
@@ -63,6 +58,6 @@ def stage(ctx: Any, stage: str, event: str) -> dict[str, Any]:
     """环节计时 (受理、审批、出证 各20分钟, seed 001): record a stage's start or end."""
     row = deadlines.record_stage(ctx.session, ctx.case_id, stage, event, ctx.now())
     if event == "start":
-        return {"stage": stage, "event": event, "at": _iso(row.started_at)}
-    return {"stage": stage, "event": event, "at": _iso(row.ended_at),
+        return {"stage": stage, "event": event, "at": local_iso(row.started_at)}
+    return {"stage": stage, "event": event, "at": local_iso(row.ended_at),
             "minutes": float(row.minutes) if row.minutes is not None else None}

@@ -18,13 +18,14 @@ from sqlalchemy import select
 
 from adapters.factory import sandbox_database, sandbox_departments
 from adapters.sandbox_seed import SeedData, seed_departments, uscc_check_char
-from domain import deadlines, materials, register
+from domain import deadlines, register
 from engine import SYSTEM, Actor, Engine, EngineSettings
 from engine.worker import Worker
 from handlers.outbox import senders
 from handlers.registry import default_registry
 from storage.models import CaseStageTime
 from tests.conftest import CLERK, DESK, REVIEWER, SUPERVISOR, open_task
+from webapp.simulate import acceptance_form
 
 PROCESSES = Path(__file__).resolve().parent.parent / "processes"
 TITLE_NO = re.compile(r"^浙\(2026\)杭州市不动产权第\d{7}号$")
@@ -64,14 +65,6 @@ def seed_register(engine: Engine, data: SeedData) -> None:
 def person(data: SeedData, name: str) -> dict[str, Any]:
     return data.people[name].model_dump(mode="json")
 
-
-def acceptance_form(business: str, **extra: Any) -> dict[str, Any]:
-    """What the window clerk enters: every paper item the checklist asks of the applicant (shared ones are
-    never asked), and how the certificate is to be delivered."""
-    checklist = materials.checklist(business)
-    provided = [i.code for i in checklist.required(checklist.facts({})) if i.source == "applicant"]
-    return {"provided": provided, "deferred": [], "facts": {}, "delivery_method": "pickup",
-            "delivery_address": "", "pickup_office": "西湖区", **extra}
 
 
 def complete(engine: Engine, case_id: int, bpmn_id: str, actor: Actor, data: dict[str, Any] | None = None) -> None:

@@ -202,12 +202,13 @@ def _presale_world(builder: WorldBuilder, count: int) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------------------- the clerks
 
-def acceptance_form(business: str) -> dict[str, Any]:
-    """Everything the checklist asks of the applicant, handed in at once; pick up at the office."""
+def acceptance_form(business: str, **extra: Any) -> dict[str, Any]:
+    """What the window clerk enters: every paper item the checklist asks of the applicant (shared ones are
+    never asked), handed in at once, and how the certificate is to be delivered (pickup by default)."""
     checklist = materials.checklist(business)
     provided = [i.code for i in checklist.required(checklist.facts({})) if i.source == "applicant"]
     return {"provided": provided, "deferred": [], "facts": {}, "delivery_method": "pickup", "delivery_address": "",
-            "pickup_office": "西湖区"}
+            "pickup_office": "西湖区", **extra}
 
 
 def clerk_answer(process: str, bpmn_id: str) -> dict[str, Any] | None:
