@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
-from domain import calendar
+from domain import calendar, case_summary
 from domain.clock import SHANGHAI, Clock
 from domain.roles import ROLES
 from engine import deployment, sandbox, spiff, versions
@@ -49,6 +49,7 @@ from storage.db import Database
 from storage.models import (
     Case,
     CaseEvent,
+    CaseSearchKey,
     HumanTask,
     InboundMessage,
     Incident,
@@ -671,7 +672,7 @@ class Engine:
         base = (select(HumanTask, Case.case_number, Case.process_id, Case.open_incidents, Case.summary)
                 .join(Case, Case.id == HumanTask.case_id).where(HumanTask.state == "open"))
         if search:
-            base = base.where(Case.case_number.like(f"%{_escape_like(search)}%", escape="\\"))
+            base = base.where(HumanTask.case_id.in_(self._search_key_cases(search)))
         queries = [base.where(HumanTask.assignee == actor.name)]
         if not mine_only:
             queries += [base.where(HumanTask.role == r, HumanTask.assignee.is_(None)) for r in roles]
@@ -682,6 +683,23 @@ class Engine:
                 rows.extend(_task_row(*row) for row in s.execute(q))
         rows.sort(key=lambda r: (r["created_at"], r["id"]))
         return rows[offset:want]
+
+    @staticmethod
+    def _search_key_cases(text: str) -> Any:
+        key = case_summary.normalize_key(text)
+        return select(CaseSearchKey.case_id).where(
+            CaseSearchKey.key.like(f"{_escape_like(key)}%", escape="\\"))
+
+    def find_cases(self, text: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Cases a clerk finds by typing their number, unit number, a party's ID number or name, or
+        the beginning of one (首问负责), newest first."""
+        if not text.strip():
+            return []
+        with self.db.read() as s:
+            rows = s.scalars(select(Case).options(defer(Case.state))
+                             .where(Case.id.in_(self._search_key_cases(text)))
+                             .order_by(Case.started_at.desc(), Case.id.desc()).limit(limit)).all()
+            return [self._case_dict(s, c) for c in rows]
 
     def case_tasks(self, case_id: int, open_only: bool = True) -> list[dict[str, Any]]:
         with self.db.read() as s:
@@ -726,6 +744,23 @@ class Engine:
             return [{"id": e.id, "at": e.at, "actor": e.actor, "kind": e.kind, "task_guid": e.task_guid,
                      "bpmn_id": e.bpmn_id, "detail": e.detail}
                     for e in s.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id))]
+
+    def _refresh_summary(self, s: Session, case: Case, data: dict[str, Any], new: bool) -> None:
+        """Keep the case's summary and search keys up with what its data now says."""
+        before = case.summary or {}
+        summary = case_summary.merged(before, case_summary.summarize(data))
+        if summary == before and not new:
+            return
+        old_keys = set() if new else set(case_summary.search_keys(case.case_number, before))
+        keys = [k for k in case_summary.search_keys(case.case_number, summary) if k not in old_keys]
+        if new:
+            case.summary = summary
+            s.flush()
+        else:
+            s.connection().execute(update(Case.__table__).where(_c.id == case.id).values(summary=summary))
+            set_committed_value(case, "summary", summary)
+        if keys:
+            s.connection().execute(_INSERT_SEARCH_KEY, [{"case_id": case.id, "key": k} for k in keys])
 
     def _case_dict(self, s: Session, case: Case) -> dict[str, Any]:
         pv = s.get(ProcessVersion, case.process_version_id)
@@ -885,6 +920,10 @@ class Engine:
             case.status = "completed"
             case.ended_at = now
             step.event("case_completed", None)
+        if new or new_tasks or wf.is_completed():
+            newest = after_ready[new_tasks[-1]["task_guid"]].data if new_tasks else None
+            self._refresh_summary(s, case, newest if newest is not None
+                                  else (wf.data if wf.is_completed() else wf.task_tree.data), new)
         if step.events:
             # audit rows added through the session earlier in this transaction (case_resumed,
             # message_received) happened first: write them before the step's own events
@@ -1032,6 +1071,7 @@ _INSERT_TASK = insert(HumanTask.__table__)
 _LATEST_VERSION = (select(ProcessVersion.id).where(ProcessVersion.process_id == bindparam("pid"))
                    .order_by(ProcessVersion.version.desc()).limit(1))
 _INSERT_EVENT = insert(CaseEvent.__table__)
+_INSERT_SEARCH_KEY = insert(CaseSearchKey.__table__)
 _c = Case.__table__.c
 _SAVE_CASE = update(Case.__table__).where(_c.id == bindparam("b_id"), _c.lock_version == bindparam("b_old")).values(
     state=bindparam("b_state"), lock_version=bindparam("b_version"), updated_at=bindparam("b_at"),

@@ -164,6 +164,33 @@ class HumanTask(Base):
     closed_by: Mapped[str | None] = mapped_column(String(200))
 
 
+class CaseSearchKey(Base):
+    """What a clerk may type to find a case (首问负责): its number, unit number, every party's ID
+    number and name, kept beside the case so search is an index lookup, not a scan of summaries."""
+
+    __tablename__ = "case_search_key"
+    __table_args__ = (
+        Index("ix_case_search_key_key", "key", postgresql_ops={"key": "text_pattern_ops"}),
+        Index("ix_case_search_key_case", "case_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    # upper-cased (ID numbers end in X or x)
+    key: Mapped[str] = mapped_column(String(200))
+
+
+class TaskDraft(Base):
+    """A task's form as a clerk left it without completing (保存草稿); gone when the task closes."""
+
+    __tablename__ = "task_draft"
+
+    task_id: Mapped[int] = mapped_column(ForeignKey("human_task.id"), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    saved_by: Mapped[str] = mapped_column(String(200))
+    saved_at: Mapped[datetime]
+
+
 class TimerJob(Base):
     """Work the scheduler must do for a case at a time: fire a timer, or retry a service call."""
 

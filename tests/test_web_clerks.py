@@ -17,7 +17,7 @@ from tests.test_api import svg_marks
 from tests.web import page, token_of
 from webapp import create_app
 from webapp.accounts import AccountPolicy, Accounts
-from webapp.views.tasks import findings_of, parse_form, schema_fields
+from webapp.views.tasks import findings_of
 
 FAST = AccountPolicy(time_cost=1, memory_cost=8 * 1024, parallelism=1)
 PASSWORD = "柜台-secret-2026"
@@ -196,17 +196,7 @@ def test_a_reviewer_cannot_complete_a_window_task(app: Flask, engine: Engine) ->
     assert li.get("/tasks/99999").status_code == 404
 
 
-def test_form_fields_from_a_json_schema() -> None:
-    schema = {"type": "object", "required": ["name"], "properties": {
-        "name": {"type": "string", "title": "姓名"}, "share": {"type": "integer", "title": "份额"},
-        "ok": {"type": "boolean"}, "kind": {"enum": ["a", "b"]}, "on": {"type": "string", "format": "date"}}}
-    fields = schema_fields(schema)
-    assert [(f["name"], f["kind"]) for f in fields] == [
-        ("name", "string"), ("share", "integer"), ("ok", "boolean"), ("kind", "enum"), ("on", "date")]
-    for f in fields:
-        f["schema"] = True
-    data, errors = parse_form(fields, {"name": "张三", "share": "1.5", "ok": "true", "kind": "b", "on": "2026-13-01"})
-    assert data == {"name": "张三", "ok": True, "kind": "b"} and set(errors) == {"share", "on"}
+def test_rule_findings_worst_first() -> None:
     findings = findings_of({"findings": {"findings": [{"severity": "notice", "message": "n"},
                                                       {"severity": "block", "message": "b"}]}})
     assert [f["message"] for f in findings] == ["b", "n"]

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 import jsonschema
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.deployment import version_closure
@@ -24,21 +25,64 @@ _TYPE_NAMES = {"string": "文本", "integer": "整数", "number": "数字", "boo
 _REQUIRED = re.compile(r"^'(.+)' is a required property$")
 
 
+def _asset(s: Session, version: ProcessVersion, filename: str) -> dict[str, Any] | None:
+    """A JSON file deployed with `version` or a version it calls; None if absent or not an object."""
+    for member in version_closure(s, version):
+        text = (member.assets or {}).get(filename)
+        if text is not None:
+            doc = json.loads(text)
+            return doc if isinstance(doc, dict) else None
+    return None
+
+
+def ui_filename(schema_filename: str) -> str:
+    """Where a form's UI schema lives when the BPMN names none: forms/x.json -> forms/x.ui.json."""
+    stem = schema_filename[:-5] if schema_filename.endswith(".json") else schema_filename
+    return f"{stem}.ui.json"
+
+
+def _case_version(s: Session, case_id: int) -> ProcessVersion | None:
+    case = s.get(Case, case_id)
+    return s.get(ProcessVersion, case.process_version_id) if case is not None else None
+
+
 def task_form(s: Session, ht: HumanTask) -> dict[str, Any] | None:
     """The JSON Schema of the task's form, from the case's version or a version it calls; None if
     the task has no form (or its file is missing, which deployment validation prevents)."""
     if not ht.form:
         return None
-    case = s.get(Case, ht.case_id)
-    version = s.get(ProcessVersion, case.process_version_id) if case is not None else None
+    version = _case_version(s, ht.case_id)
+    return _asset(s, version, ht.form) if version is not None else None
+
+
+def task_ui(s: Session, ht: HumanTask) -> dict[str, Any]:
+    """The task form's UI schema (react-jsonschema-form conventions), or {}."""
+    if not ht.form:
+        return {}
+    version = _case_version(s, ht.case_id)
     if version is None:
-        return None
+        return {}
     for member in version_closure(s, version):
-        text = (member.assets or {}).get(ht.form)
-        if text is not None:
-            schema = json.loads(text)
-            return schema if isinstance(schema, dict) else None
-    return None
+        named = ((member.meta or {}).get("ui_forms") or {}).get(ht.bpmn_id)
+        if named and named in (member.assets or {}):
+            return _asset(s, version, named) or {}
+    return _asset(s, version, ui_filename(ht.form)) or {}
+
+
+def start_form(s: Session, process_id: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The start form (JSON Schema, UI schema) of the latest version of `process_id`; (None, {})
+    if it has none or the process is not deployed."""
+    version = s.scalars(select(ProcessVersion).where(ProcessVersion.process_id == process_id)
+                        .order_by(ProcessVersion.version.desc()).limit(1)).first()
+    if version is None:
+        return None, {}
+    meta = version.meta or {}
+    name = meta.get("start_form")
+    if not name:
+        return None, {}
+    schema = _asset(s, version, name)
+    ui_name = meta.get("start_ui") or ui_filename(name)
+    return schema, (_asset(s, version, ui_name) or {})
 
 
 def form_errors(schema: dict[str, Any], data: dict[str, Any], current: dict[str, Any]) -> list[dict[str, str]]:
@@ -84,6 +128,8 @@ def _message(err: jsonschema.ValidationError, label: str) -> str:
         return f"{label}：应为{'或'.join(_TYPE_NAMES.get(k, str(k)) for k in kinds)}"
     if v == "enum":
         return f"{label}：应为以下之一：{'、'.join(json.dumps(x, ensure_ascii=False) for x in value)}"
+    if v in ("oneOf", "anyOf") and all(isinstance(o, dict) and "const" in o for o in value or ()):
+        return f"{label}：应为列表中的一项（{'、'.join(str(o.get('title') or o['const']) for o in value)}）"
     if v == "const":
         return f"{label}：应为 {json.dumps(value, ensure_ascii=False)}"
     if v == "minLength":

@@ -22,6 +22,7 @@ from webapp.views import admin, api, auth, cases, main, tasks
 NAV: list[tuple[str, object, tuple[str, ...] | None]] = [
     ("main.overview", _l("运行概况"), None),
     ("tasks.index", _l("待办任务"), None),
+    ("cases.new", _l("受理立案"), ("window_clerk", "supervisor", "admin")),
     ("cases.index", _l("案件查询"), None),
     ("admin.index", _l("管理"), ("admin", "supervisor", "designer")),
 ]

@@ -44,7 +44,7 @@ from engine.deployment import DEPLOYABLE_SUFFIXES
 from engine.errors import Conflict, EngineError, NotFound
 from storage.models import Case, HumanTask, Incident, ProcessVersion, TimerJob
 from webapp import api_schemas as S
-from webapp.api_forms import form_errors, task_form
+from webapp.api_forms import form_errors, start_form, task_form
 from webapp.api_marks import case_marks
 from webapp.api_openapi import ApiRoutes
 from webapp.api_support import (
@@ -213,6 +213,10 @@ def start_case() -> Response:
     """Start a case on the latest version of `process_id`; the engine runs it until it waits for a
     person, a timer, a message or another department."""
     body = json_body(S.StartCase)
+    with engine().db.read() as s:
+        schema, _ui = start_form(s, body.process_id)
+    if schema is not None:
+        _refuse_invalid_form(form_errors(schema, body.data, {}), "立案数据")
     try:
         ref = engine().start_case(body.process_id, body.data, current_actor(), summary=body.summary)
     except NotFound:
@@ -341,16 +345,19 @@ def complete_task(task_id: int) -> Response:
         schema = task_form(s, ht) if ht.state == "open" else None
         case_id = ht.case_id
     if schema is not None:
-        errors = form_errors(schema, body.data, eng.case_data(case_id))
-        if errors:
-            raise ApiError(422, "invalid", "表单数据不符合要求：" + "；".join(e["message"] for e in errors) + "。",
-                           fields=[{"field": f"data.{e['field']}" if e["field"] else "data", "message": e["message"]}
-                                   for e in errors])
+        _refuse_invalid_form(form_errors(schema, body.data, eng.case_data(case_id)), "表单数据")
     try:
         ref = eng.complete_task(task_id, body.data, actor, expected_version=body.expected_version)
     except Conflict as err:
         raise engine_error(err, case=_case_ref(case_id)) from None
     return answer(S.Completed, {**ref.__dict__, "open_tasks": [_task(t) for t in eng.case_tasks(ref.id)]})
+
+
+def _refuse_invalid_form(errors: list[dict[str, str]], what: str) -> None:
+    if errors:
+        raise ApiError(422, "invalid", f"{what}不符合要求：" + "；".join(e["message"] for e in errors) + "。",
+                       fields=[{"field": f"data.{e['field']}" if e["field"] else "data", "message": e["message"]}
+                               for e in errors])
 
 
 # ====================================================================================== incidents

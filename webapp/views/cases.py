@@ -3,27 +3,32 @@ the case page: diagram, history, deadline and stage times, certificates, inciden
 Every page here needs a login, and no particular role.
 
 | page | route |
-| search: an exact case number opens its page; else cases whose number or summary (applicant,
-  unit number, ID numbers) contains the text; a single match opens its page | GET /cases/?q= |
+| search: an exact case number opens its page; else cases whose number, unit number, a party's
+  ID number or name begins with the text (case_search_key); a single match opens its page | GET /cases/?q= |
 | the case page | GET /cases/<id> |
+| start a case: choose the business, fill in its start form (window clerk, supervisor, admin) |
+  GET /cases/new[?process=], POST /cases/new/<process_id> |
 """
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
-from sqlalchemy import String, cast, or_, select
+from sqlalchemy import select
 
 from domain import deadlines
-from engine.errors import NotFound
-from storage.models import Case, CaseStageTime, ProcessVersion, TimerJob
+from engine.errors import EngineError, NotFound
+from storage.models import CaseStageTime, ProcessVersion, TimerJob
+from webapp import schema_form
+from webapp.api_forms import start_form
 from webapp.api_marks import case_marks
 from webapp.diagram import render_svg
-from webapp.security import current_actor
-from webapp.views.tasks import process_names
+from webapp.security import current_actor, forbidden
+from webapp.views.tasks import parse_simple, process_names
 
 log = logging.getLogger(__name__)
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -71,16 +76,8 @@ def _engine() -> Any:
 
 
 def search_cases(q: str, limit: int = SEARCH_LIMIT) -> list[dict[str, Any]]:
-    """Cases whose number or summary (applicant, unit number, ID numbers…) contains `q`, newest first."""
-    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    with _engine().db.read() as s:
-        rows = s.scalars(select(Case).where(or_(
-            Case.case_number.like(pattern, escape="\\"),
-            cast(Case.summary, String).like(pattern, escape="\\"),
-        )).order_by(Case.started_at.desc(), Case.id.desc()).limit(limit)).all()
-        return [{"id": c.id, "case_number": c.case_number, "process_id": c.process_id, "status": c.status,
-                 "started_at": c.started_at, "summary": c.summary or {}, "open_incidents": c.open_incidents}
-                for c in rows]
+    """Cases found by number, unit number, a party's ID number or name, or their beginning."""
+    return [{**c, "summary": c["summary"] or {}} for c in _engine().find_cases(q, limit)]
 
 
 @bp.get("/")
@@ -98,6 +95,95 @@ def index() -> Any:
             return redirect(url_for("cases.case", case_id=results[0]["id"]))
     return render_template("cases/index.html", q=q, results=results, names=process_names(),
                            limit=SEARCH_LIMIT)
+
+
+# ============================================================================ starting a case
+
+CASE_STARTERS = ("window_clerk", "supervisor", "admin")
+
+
+def _may_start() -> None:
+    if not any(current_actor().has(r) for r in CASE_STARTERS):
+        forbidden()
+
+
+def startable() -> list[dict[str, Any]]:
+    """The deployed processes a case can be started on: each one's latest version, except those
+    only ever called from another process (e.g. the shared issue-and-archive step)."""
+    latest: dict[str, dict[str, Any]] = {}
+    callees: set[str] = set()
+    for v in sorted(_engine().versions(), key=lambda v: v["version"]):
+        latest[v["process_id"]] = v
+    for v in latest.values():
+        callees.update(k for k in (v["dependencies"] or {}) if k != v["process_id"])
+    with _engine().db.read() as s:
+        metas = dict(s.execute(select(ProcessVersion.id, ProcessVersion.meta)
+                               .where(ProcessVersion.id.in_([v["id"] for v in latest.values()]))).all())
+    return [{"process_id": pid, "name": v["name"] or pid, "version": v["version"],
+             "has_form": bool((metas.get(v["id"]) or {}).get("start_form")),
+             "documentation": (metas.get(v["id"]) or {}).get("documentation") or ""}
+            for pid, v in sorted(latest.items()) if pid not in callees]
+
+
+def _start_fields(process_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    with _engine().db.read() as s:
+        schema, ui = start_form(s, process_id)
+    if schema is None:
+        return None, [{"name": "_json", "key": "_json", "label": _l("立案数据（JSON 对象）"), "kind": "json_object",
+                       "required": False, "help": _l("该流程没有立案表单；按流程说明填写，没有时留空。"),
+                       "options": [], "children": [], "placeholder": "", "schema": False, "default": None}]
+    return schema, schema_form.fields_of(schema, ui)
+
+
+@bp.get("/new")
+def new() -> Any:
+    _may_start()
+    kinds = startable()
+    process_id = request.args.get("process") or ""
+    chosen = next((k for k in kinds if k["process_id"] == process_id), None)
+    if chosen is None:
+        return render_template("cases/new.html", kinds=kinds, chosen=None)
+    schema, fields = _start_fields(process_id)
+    values = schema_form.values_of(fields, {}) if schema is not None else {}
+    return render_template("cases/new.html", kinds=kinds, chosen=chosen, fields=fields, values=values, errors={},
+                           rows_to_draw=schema_form.rows_to_draw, choice_value=schema_form.choice_value)
+
+
+@bp.post("/new/<process_id>")
+def start(process_id: str) -> Any:
+    _may_start()
+    engine = _engine()
+    kinds = startable()
+    chosen = next((k for k in kinds if k["process_id"] == process_id), None)
+    if chosen is None:
+        abort(404)
+    schema, fields = _start_fields(process_id)
+    values = schema_form.submitted_values(fields, request.form)
+    if schema is None:
+        data, errors = parse_simple(fields, request.form)
+    else:
+        data, errors = schema_form.read(schema, fields, request.form, {})
+    error = _("表单有需要修改的地方，请看各栏旁的说明。") if errors else None
+    if not errors:
+        try:
+            ref = engine.start_case(process_id, data, current_actor())
+        except EngineError as err:
+            error = _("没有立案：%(error)s", error=str(err))
+        else:
+            return _after_start(ref)
+    return render_template("cases/new.html", kinds=kinds, chosen=chosen, fields=fields, values=values, errors=errors,
+                           error=error, rows_to_draw=schema_form.rows_to_draw,
+                           choice_value=schema_form.choice_value), 422
+
+
+def _after_start(ref: Any) -> Any:
+    """Straight on to the first task the clerk may work (at the window: acceptance), else the case."""
+    actor = current_actor()
+    flash(_("已立案，案件号 %(case)s。", case=ref.case_number), "info")
+    for t in _engine().case_tasks(ref.id):
+        if actor.has(t["role"]) and not t["assignee"]:
+            return redirect(url_for("tasks.task", task_id=t["id"]))
+    return redirect(url_for("cases.case", case_id=ref.id))
 
 
 def _diagram(case: dict[str, Any], history: list[dict[str, Any]], tasks: list[dict[str, Any]],

@@ -13,23 +13,24 @@ the clerk's input kept. A task of a role the user does not hold is a 403 page.
 from __future__ import annotations
 
 import json
-from datetime import date
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
-from domain import deadlines
+from domain import deadlines, materials, register
 from engine.errors import Conflict, EngineError, NotFound, NotPermitted
-from storage.models import HumanTask
-from webapp.api_forms import form_errors, task_form
+from storage.models import HumanTask, TaskDraft
+from webapp import schema_form
+from webapp.api_forms import task_form, task_ui
 from webapp.security import current_actor, forbidden, safe_next
 
 bp = Blueprint("tasks", __name__, url_prefix="/tasks")
-PAGE_SIZE = 100
+PAGE_SIZE = 50
+MAX_PAGE = 1000
 # the key data shown beside a task's form: case data field -> label
 KEY_DATA = {
     "business_name": _l("业务"), "applicant": _l("申请人"), "unit_number": _l("不动产单元号"),
@@ -38,7 +39,8 @@ KEY_DATA = {
 }
 
 SUMMARY_LABELS = {"applicant": _l("申请人"), "unit_number": _l("不动产单元号"), "address": _l("坐落"),
-                  "id_number": _l("证件号码"), "business": _l("业务")}
+                  "id_number": _l("证件号码"), "id_numbers": _l("证件号码"), "parties": _l("当事人"),
+                  "business": _l("业务")}
 
 
 @bp.app_template_filter("summary_label")
@@ -75,7 +77,11 @@ def index() -> str:
         role = None
     mine = request.args.get("mine") == "1"
     q = (request.args.get("q") or "").strip()
-    rows = engine.task_list(actor, role=role, mine_only=mine, limit=PAGE_SIZE, search=q or None)
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
+    rows = engine.task_list(actor, role=role, mine_only=mine, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE,
+                            search=q or None)
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
     now = engine.clock.now()
     with engine.db.read() as s:
         lights = deadlines.task_lights(s, rows, now) if rows else {}
@@ -89,7 +95,7 @@ def index() -> str:
         r["light"] = lights.get(r["id"])
     return render_template("tasks/index.html", tasks=rows, names=process_names(), role=role, mine=mine, q=q,
                            counts={r: counts.get(r, 0) for r in sorted(actor.roles)}, mine_count=mine_count,
-                           more=len(rows) >= PAGE_SIZE)
+                           more=more, page=page, page_size=PAGE_SIZE)
 
 
 def _back() -> Any:
@@ -120,118 +126,54 @@ def release(task_id: int) -> Any:
 
 # ============================================================================ the task page
 
-def schema_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
-    """The form's top-level fields, as the page draws them: name, label, kind (string, number,
-    integer, boolean, enum, date, json), required, help."""
-    props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-    required = set(schema.get("required") or ())
-    out = []
-    for name, spec in props.items():
-        spec = spec if isinstance(spec, dict) else {}
-        kind = spec.get("type")
-        if isinstance(kind, list):
-            kind = next((k for k in kind if k != "null"), "string")
-        if "enum" in spec:
-            kind = "enum"
-        elif kind == "string" and spec.get("format") == "date":
-            kind = "date"
-        elif kind not in ("string", "number", "integer", "boolean"):
-            kind = "json"
-        out.append({"name": name, "label": spec.get("title") or name, "kind": kind, "required": name in required,
-                    "help": spec.get("description") or "", "options": list(spec.get("enum") or ())})
-    return out
-
-
 def simple_fields(bpmn_id: str) -> list[dict[str, Any]]:
-    """Fields for a task without a form: what the clerks of the processes fill in."""
+    """Fields for a task whose BPMN names no form: what the clerks of a generic process fill in."""
+    def field(key: str, label: str, kind: str, required: bool = False, help_text: str = "") -> dict[str, Any]:
+        return {"name": key, "key": key, "label": label, "kind": kind, "required": required, "help": help_text,
+                "options": [], "children": [], "placeholder": "", "schema": False, "default": None}
     if bpmn_id == "review" or bpmn_id.startswith("review"):
-        return [{"name": "approved", "label": _("是否同意登记"), "kind": "boolean", "required": True, "help": "",
-                 "options": []},
-                {"name": "opinion", "label": _("审核意见"), "kind": "text", "required": False, "help": "",
-                 "options": []}]
+        return [field("approved", _("是否同意登记"), "boolean", True), field("opinion", _("审核意见"), "text")]
     if bpmn_id == "hand_over":
-        return [{"name": "handed_over_to", "label": _("领证人"), "kind": "string", "required": True, "help": "",
-                 "options": []}]
-    return [{"name": "_json", "label": _("办理数据（JSON 对象）"), "kind": "json_object", "required": False,
-             "help": _("例如 {\"accepted\": true}；没有需要填写的数据时留空。"), "options": []}]
+        return [field("handed_over_to", _("领证人"), "string", True)]
+    return [field("_json", _("办理数据（JSON 对象）"), "json_object", False,
+                  _("例如 {\"accepted\": true}；没有需要填写的数据时留空。"))]
 
 
-def _enum_value(raw: str, options: list[Any]) -> Any:
-    for option in options:
-        if json.dumps(option, ensure_ascii=False) == raw or str(option) == raw:
-            return option
-    return raw
-
-
-def parse_form(fields: list[dict[str, Any]], form: Any) -> tuple[dict[str, Any], dict[str, str]]:
-    """The submitted values as data for the engine, and a message per field that cannot be read."""
+def parse_simple(fields: list[dict[str, Any]], form: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """A form-less task's fields: required ones checked here (there is no schema to do it)."""
     data: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for f in fields:
-        name, kind = f["name"], f["kind"]
-        raw = (form.get(name) or "").strip()
-        if kind == "json_object":
+        raw = (form.get(f["name"]) or "").strip()
+        if f["kind"] == "json_object":
             if not raw:
                 continue
             try:
                 value = json.loads(raw)
             except ValueError as err:
-                errors[name] = _("不是有效的 JSON：%(error)s", error=str(err))
+                errors[f["name"]] = _("不是有效的 JSON：%(error)s", error=str(err))
                 continue
             if not isinstance(value, dict):
-                errors[name] = _("应为 JSON 对象，例如 {\"accepted\": true}。")
+                errors[f["name"]] = _("应为 JSON 对象，例如 {\"accepted\": true}。")
                 continue
             data.update(value)
             continue
-        if raw == "":
-            if f["required"] and not f.get("schema"):  # a form's own required fields: form_errors
-                errors[name] = _("%(label)s：必填", label=f["label"])
+        if raw == "" and f["required"]:
+            errors[f["name"]] = _("%(label)s：必填", label=f["label"])
             continue
-        if kind == "boolean":
-            data[name] = raw in ("true", "1", "yes", "on")
-        elif kind in ("number", "integer"):
-            try:
-                number = float(raw)
-            except ValueError:
-                errors[name] = _("%(label)s：应为数字", label=f["label"])
-                continue
-            if kind == "integer":
-                if not number.is_integer():
-                    errors[name] = _("%(label)s：应为整数", label=f["label"])
-                    continue
-                data[name] = int(number)
-            else:
-                data[name] = int(number) if number.is_integer() and "." not in raw else number
-        elif kind == "enum":
-            data[name] = _enum_value(raw, f["options"])
-        elif kind == "date":
-            try:
-                data[name] = date.fromisoformat(raw).isoformat()
-            except ValueError:
-                errors[name] = _("%(label)s：日期应为 YYYY-MM-DD", label=f["label"])
-        elif kind == "json":
-            try:
-                data[name] = json.loads(raw)
-            except ValueError:
-                errors[name] = _("%(label)s：不是有效的 JSON", label=f["label"])
-        else:
-            data[name] = raw
+        more, problems = schema_form.parse([f], form)
+        data.update(more)
+        errors.update(problems)
     return data, errors
 
 
-def _initial_values(fields: list[dict[str, Any]], current: dict[str, Any]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for f in fields:
-        value = current.get(f["name"])
-        if value is None:
-            continue
-        if f["kind"] == "boolean":
-            values[f["name"]] = "true" if value else "false"
-        elif f["kind"] in ("json", "enum") and not isinstance(value, str):
-            values[f["name"]] = json.dumps(value, ensure_ascii=False)
-        else:
-            values[f["name"]] = str(value)
-    return values
+def read_form(loaded: dict[str, Any], form: Any, current: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The submitted form as data, with every message by field: unreadable input first, then
+    what the task's JSON Schema refuses."""
+    fields = loaded["fields"]
+    if loaded["schema"] is None:
+        return parse_simple(fields, form)
+    return schema_form.read(loaded["schema"], fields, form, current)
 
 
 def findings_of(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -254,32 +196,72 @@ def _load(task_id: int) -> dict[str, Any]:
         if not current_actor().has(ht.role):
             forbidden()
         schema = task_form(s, ht) if ht.state == "open" else None
+        ui = task_ui(s, ht) if schema is not None else {}
         task = {"id": ht.id, "case_id": ht.case_id, "bpmn_id": ht.bpmn_id, "name": ht.name, "role": ht.role,
                 "assignee": ht.assignee, "state": ht.state, "created_at": ht.created_at, "closed_at": ht.closed_at,
                 "closed_by": ht.closed_by, "form": ht.form}
         light = deadlines.task_lights(s, [ht], engine.clock.now()).get(ht.id)
+        draft = s.get(TaskDraft, task_id) if ht.state == "open" else None
+        saved = ({"values": draft.data.get("values") or {}, "by": draft.saved_by, "at": draft.saved_at}
+                 if draft else None)
     task["light"] = light
-    fields = schema_fields(schema) if schema is not None else simple_fields(task["bpmn_id"])
-    for f in fields:
-        f["schema"] = schema is not None
-    return {"task": task, "schema": schema, "fields": fields}
+    fields = schema_form.fields_of(schema, ui) if schema is not None else simple_fields(task["bpmn_id"])
+    return {"task": task, "schema": schema, "ui": ui, "fields": fields, "draft": saved}
 
 
-def _page(task_id: int, *, values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
-          error: str | None = None, expected: int | None = None, status: int = 200) -> Any:
+def _initial_values(loaded: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    if loaded["draft"] is not None:
+        return dict(loaded["draft"]["values"])
+    if loaded["schema"] is None:
+        return {f["name"]: schema_form.values_of([f], data).get(f["name"], "") for f in loaded["fields"]
+                if f["kind"] != "json_object"}
+    return schema_form.values_of(loaded["fields"], data)
+
+
+def _register_entries(unit_number: Any) -> dict[str, Any] | None:
+    """The unit as the register shows it now: address, owners, mortgages, seizures, notices."""
+    if not isinstance(unit_number, str) or not unit_number:
+        return None
+    with _engine().db.read() as s:
+        unit = register.get_unit(s, unit_number)
+        if unit is None:
+            return {"unit_number": unit_number, "unit": None, "rights": []}
+        rights = register.current_rights(s, unit_number)
+    return {"unit_number": unit_number, "unit": unit, "rights": rights}
+
+
+def _materials(business: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The acceptance result if the case has one, else the business's checklist to collect by."""
+    acceptance = data.get("acceptance")
+    if isinstance(acceptance, dict) and acceptance.get("required") is not None:
+        return {"acceptance": acceptance, "checklist": None}
+    if business not in materials.businesses():
+        return None
+    cl = materials.checklist(business)
+    facts = cl.facts(data.get("facts") if isinstance(data.get("facts"), dict) else {})
+    return {"acceptance": None, "checklist": [i.summary() | {"why": i.why} for i in cl.required(facts)]}
+
+
+def _page(task_id: int, *, loaded: dict[str, Any] | None = None, values: dict[str, Any] | None = None,
+          errors: dict[str, str] | None = None, error: str | None = None, expected: int | None = None,
+          status: int = 200) -> Any:
     engine = _engine()
-    loaded = _load(task_id)
+    loaded = loaded or _load(task_id)
     task = loaded["task"]
     case = engine.get_case(task["case_id"])
     data = engine.case_data(task["case_id"])
     if values is None:
-        values = _initial_values(loaded["fields"], data)
+        values = _initial_values(loaded, data)
     key_data = [(label, data[k]) for k, label in KEY_DATA.items() if data.get(k) not in (None, "", [])]
+    summary = case["summary"] or {}
+    unit_number = data.get("unit_number") or summary.get("unit_number")
     return render_template(
         "tasks/task.html", task=task, case=case, fields=loaded["fields"], values=values, errors=errors or {},
-        error=error, expected=case["lock_version"] if expected is None else expected,
-        key_data=key_data, summary=case["summary"] or {}, findings=findings_of(data),
-        review=task["bpmn_id"].startswith("review"), names=process_names()), status
+        error=error, expected=case["lock_version"] if expected is None else expected, draft=loaded["draft"],
+        key_data=key_data, summary=summary, findings=findings_of(data),
+        review=task["bpmn_id"].startswith("review"), names=process_names(),
+        register_entries=_register_entries(unit_number), materials=_materials(case["process_id"], data),
+        rows_to_draw=schema_form.rows_to_draw, choice_value=schema_form.choice_value), status
 
 
 @bp.get("/<int:task_id>")
@@ -291,16 +273,11 @@ def task(task_id: int) -> Any:
 def complete(task_id: int) -> Any:
     engine = _engine()
     loaded = _load(task_id)
-    fields = loaded["fields"]
-    values = {f["name"]: request.form.get(f["name"], "") for f in fields}
+    values = schema_form.submitted_values(loaded["fields"], request.form)
     expected = request.form.get("lock_version", type=int)
-    data, errors = parse_form(fields, request.form)
-    if not errors and loaded["schema"] is not None:
-        for e in form_errors(loaded["schema"], data, engine.case_data(loaded["task"]["case_id"])):
-            field = e["field"].split(".")[0] if e["field"] else ""
-            errors[field] = f"{errors[field]}；{e['message']}" if field in errors else e["message"]
+    data, errors = read_form(loaded, request.form, engine.case_data(loaded["task"]["case_id"]))
     if errors:
-        return _page(task_id, values=values, errors=errors, expected=expected, status=422,
+        return _page(task_id, loaded=loaded, values=values, errors=errors, expected=expected, status=422,
                      error=_("表单有需要修改的地方，请看各栏旁的说明。"))
     try:
         ref = engine.complete_task(task_id, data, current_actor(), expected_version=expected)
@@ -309,11 +286,38 @@ def complete(task_id: int) -> Any:
     except NotFound:
         abort(404)
     except Conflict as err:
-        return _page(task_id, values=values, status=409,
+        return _page(task_id, loaded=loaded, values=values, status=409,
                      error=_("没有提交：%(error)s 您填写的内容仍在下方；请核对案件的最新情况后再决定是否重新提交。",
                              error=str(err)))
     except EngineError as err:
-        return _page(task_id, values=values, expected=expected, status=getattr(err, "http_status", 400),
-                     error=_("没有提交：%(error)s", error=str(err)))
+        return _page(task_id, loaded=loaded, values=values, expected=expected,
+                     status=getattr(err, "http_status", 400), error=_("没有提交：%(error)s", error=str(err)))
+    with engine.db.write() as s:
+        s.execute(delete(TaskDraft).where(TaskDraft.task_id == task_id))
     flash(_("任务已办理，案件 %(case)s 已进入下一环节。", case=ref.case_number), "info")
     return redirect(url_for("cases.case", case_id=ref.id))
+
+
+@bp.post("/<int:task_id>/draft")
+def save_draft(task_id: int) -> Any:
+    """Keep what the clerk has typed so far, readable or not, without completing the task."""
+    engine = _engine()
+    loaded = _load(task_id)
+    task = loaded["task"]
+    actor = current_actor()
+    if task["state"] != "open":
+        return _page(task_id, loaded=loaded, status=409, error=_("该任务已办结或取消，不能保存草稿。"))
+    if task["assignee"] and task["assignee"] != actor.name and not actor.manages:
+        return _page(task_id, loaded=loaded, values=schema_form.submitted_values(loaded["fields"], request.form),
+                     status=409, error=_("该任务已由 %(who)s 认领，不能保存草稿。", who=task["assignee"]))
+    values = schema_form.submitted_values(loaded["fields"], request.form)
+    with engine.db.write() as s:
+        draft = s.get(TaskDraft, task_id)
+        if draft is None:
+            draft = TaskDraft(task_id=task_id, data={}, saved_by=actor.name, saved_at=engine.clock.now())
+            s.add(draft)
+        draft.data = {"values": values}
+        draft.saved_by = actor.name
+        draft.saved_at = engine.clock.now()
+    flash(_("草稿已保存；任务尚未办理。"), "info")
+    return redirect(url_for("tasks.task", task_id=task_id))

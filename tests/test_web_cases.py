@@ -1,0 +1,113 @@
+"""Window work on the standard processes through the pages (issue #5): starting a case from its
+start form, the acceptance task with the materials checklist and the register beside it, drafts,
+and finding a case by any party's ID number or name (首问负责). Every test runs on SQLite and
+PostgreSQL, with the sandbox departments and the seeded register (tests/test_processes.py)."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from adapters.sandbox_seed import SeedData
+from engine import Engine
+from tests import web
+from tests.conftest import open_task
+from tests.test_processes import FIRST_TIME, office, start_transfer  # noqa: F401 — the office fixture
+from tests.web import page, token_of
+from webapp import create_app
+from webapp.accounts import AccountPolicy, Accounts
+
+FAST = AccountPolicy(time_cost=1, memory_cost=8 * 1024, parallelism=1)
+PASSWORD = "窗口-secret-2026"
+PEOPLE = {"wang": ("王敏", ["window_clerk"]), "li": ("李静", ["reviewer"]), "zhao": ("赵磊", ["registrar"])}
+
+
+@pytest.fixture
+def app(office: tuple[Engine, SeedData]) -> Flask:  # noqa: F811
+    engine, _data = office
+    app = create_app({"TESTING": True, "ENGINE": engine, "ACCOUNT_POLICY": FAST})
+    accounts = Accounts(engine.db, engine.clock, FAST)
+    for login, (name, roles) in PEOPLE.items():
+        accounts.create_user(login, name, PASSWORD, roles)
+    return app
+
+
+def log_in(app: Flask, login: str) -> FlaskClient:
+    return web.log_in(app, login, PASSWORD)
+
+
+def test_a_case_is_found_by_any_partys_id_number_name_or_unit(app: Flask, office: Any) -> None:  # noqa: F811
+    engine, data = office
+    case, contract = start_transfer(engine, data, FIRST_TIME)
+    summary = engine.get_case(case.id)["summary"]
+    buyer, seller = contract.buyers[0], contract.sellers[0]
+    assert summary["applicant"] == buyer.name and summary["unit_number"] == contract.unit_number
+    assert {buyer.id_number, seller.id_number} <= set(summary["id_numbers"])
+    other, _ = start_transfer(engine, data, "CL3301-2026-001202")
+    for text in (buyer.id_number.lower(), seller.id_number, contract.unit_number, buyer.name, case.case_number):
+        assert [c["id"] for c in engine.find_cases(text)] == [case.id], text
+    assert {c["id"] for c in engine.find_cases("3301")} >= {case.id, other.id}  # the beginning of unit numbers
+    assert engine.find_cases("%") == [] and engine.find_cases("_") == [] and engine.find_cases("  ") == []
+    zhao = log_in(app, "zhao")  # a registrar with nothing to do on the case finds it (首问负责)
+    r = zhao.get("/cases/", query_string={"q": seller.id_number})
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/cases/{case.id}")
+    # the window clerk's list narrowed to one applicant's ID number
+    wang = log_in(app, "wang")
+    html = page(wang.get("/tasks/", query_string={"q": buyer.id_number}))
+    assert re.findall(r'data-task="(\d+)"', html) == [str(open_task(engine, case.id, "accept")["id"])]
+    # a search that is an SQL injection attempt is just text that finds nothing
+    html = page(zhao.get("/cases/", query_string={"q": "' OR 1=1 --"}))
+    assert "没有找到" in html
+
+
+def test_the_acceptance_page_shows_the_checklist_and_the_register(app: Flask, office: Any) -> None:  # noqa: F811
+    engine, data = office
+    case, contract = start_transfer(engine, data, FIRST_TIME)
+    accept = open_task(engine, case.id, "accept")
+    html = page(log_in(app, "wang").get(f"/tasks/{accept['id']}"))
+    materials = re.search(r'<ul id="materials">(.*?)</ul>', html, re.S).group(1)
+    assert "不动产登记申请书" in materials and "不动产权属证书" in materials
+    assert "部门共享" in materials  # identity and the contract come from other departments
+    entries = re.search(r'<ul id="register-entries">(.*?)</ul>', html, re.S).group(1)
+    seller_names = "、".join(p.name for p in contract.sellers)
+    assert "所有权" in entries or "国有建设用地使用权" in entries
+    assert seller_names in entries
+    assert contract.unit_number in html
+
+
+def test_a_draft_keeps_the_clerks_input_until_the_task_is_done(app: Flask, office: Any) -> None:  # noqa: F811
+    engine, data = office
+    case, _contract = start_transfer(engine, data, FIRST_TIME)
+    accept = open_task(engine, case.id, "accept")
+    wang = log_in(app, "wang")
+    form_page = page(wang.get(f"/tasks/{accept['id']}"))
+    token = token_of(form_page)
+    r = wang.post(f"/tasks/{accept['id']}/draft", data={"csrf_token": token, "delivery_method": "mail",
+                                                         "delivery_address": "杭州市拱墅区草稿路7号"})
+    assert r.status_code == 302
+    again = page(wang.get(f"/tasks/{accept['id']}"))
+    assert 'id="draft-note"' in again and "王敏" not in again.split('id="draft-note"')[0][-50:]
+    assert "杭州市拱墅区草稿路7号" in again
+    assert [t["bpmn_id"] for t in engine.case_tasks(case.id)] == ["accept"]  # nothing completed
+    # another role cannot save a draft of the window's task
+    li = log_in(app, "li")
+    assert li.post(f"/tasks/{accept['id']}/draft", data={"csrf_token": token_of(page(li.get("/tasks/")))}
+                   ).status_code == 403
+
+
+def test_only_window_supervisor_and_admin_start_cases(app: Flask, office: Any) -> None:  # noqa: F811
+    li = log_in(app, "li")
+    assert li.get("/cases/new").status_code == 403
+    r = li.post("/cases/new/secondhand_transfer", data={"csrf_token": token_of(page(li.get("/tasks/")))})
+    assert r.status_code == 403
+    assert "受理立案" not in page(li.get("/tasks/")).split("</nav>")[0]
+    wang = log_in(app, "wang")
+    html = page(wang.get("/cases/new"))
+    kinds = re.findall(r'data-process="([^"]+)"', html)
+    assert "secondhand_transfer" in kinds and "mortgage" in kinds
+    assert "issue_and_archive" not in kinds  # only ever called from the other processes
+    assert wang.get("/cases/new?process=no_such_process").status_code == 200  # back to the choice
+    assert wang.post("/cases/new/no_such_process", data={"csrf_token": token_of(html)}).status_code == 404
