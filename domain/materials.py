@@ -30,6 +30,13 @@ Rules that follow from the reform and are enforced here:
 A malformed checklist raises `ChecklistError` naming the file and the item; wrong input from a
 case (an unknown item code, an essential item deferred, a past promised date) is a `BusinessError`
 the diagram can route back to the window clerk.
+
+The window's forms follow the checklists and are generated from them, so they never drift:
+`acceptance_form(business)` (the accept task: the paper items to tick, the deferrable ones with a
+promised date, a yes/no or a choice per fact, and delivery) and `supplement_form(business)` (the
+deferred items handed in later). `python -m domain.materials --write-forms` writes them to
+processes/forms/ (`--check` only reports what is out of date); tests/test_forms.py fails when a
+file on disk differs from what the checklist gives.
 """
 from __future__ import annotations
 
@@ -47,21 +54,31 @@ from domain.errors import BusinessError
 
 __all__ = [
     "DEPARTMENTS",
+    "FACT_TITLES",
+    "FACT_VALUE_TITLES",
+    "FORMS_DIR",
     "MATERIALS_DIR",
     "NOT_ONE_TRIP",
+    "WINDOW_BUSINESSES",
     "Checklist",
     "ChecklistError",
     "Condition",
     "Item",
+    "acceptance_form",
+    "acceptance_ui",
     "businesses",
     "checklist",
     "evaluate",
+    "form_text",
+    "generated_forms",
     "known_facts",
     "load_checklist",
     "load_checklists",
     "not_one_trip_reasons",
     "parse_checklist",
     "receive_deferred",
+    "supplement_form",
+    "write_forms",
 ]
 
 MATERIALS_DIR = Path(__file__).resolve().parent.parent / "processes" / "materials"
@@ -577,3 +594,337 @@ def receive_deferred(acceptance: Mapping[str, Any], received: Iterable[Any],
     if not outstanding and result["status"] == "accepted_with_deficiencies":
         result["status"] = "accepted"
     return result
+
+
+# ------------------------------------------------------------------------------------ forms
+
+FORMS_DIR = MATERIALS_DIR.parent / "forms"
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+WINDOW_BUSINESSES: dict[str, bool] = {
+    "presale_notice": True,
+    "secondhand_transfer": True,
+    "mortgage": True,
+    "transfer_with_mortgage": True,
+    "mortgage_cancellation": False,
+}
+"""The businesses an applicant applies for at the window — their processes have an accept task and a
+补交容缺材料 task, so they get generated forms — and whether the case ends with a certificate to deliver
+(pickup or mail, the shared issue_and_archive). Seizure and release are ordered by a court and have no
+window acceptance; a 抵押权注销 voids the bank's certificate and delivers nothing."""
+
+FACT_TITLES: dict[str, str] = {
+    "agent": "由代理人代为申请",
+    "organization": "申请人为法人或其他组织",
+    "has_pre_notice": "已办理预告登记",
+    "allocated_land": "划拨土地上的房屋",
+    "policy_housing": "政策性住房（经济适用住房、已购公有住房等）",
+    "purchase_restricted": "房屋位于限购区域",
+    "tax_relief": "申报享受税费优惠",
+    "transfer_basis": "权属转移原因",
+    "under_construction": "在建工程抵押",
+    "mortgage_pre_notice": "一并申请预购商品房抵押权预告登记",
+    "mortgagor_applies": "抵押人共同申请",
+    "court_online": "法律文书经府院联办在线送达",
+    "dispute": "不动产权属有争议",
+    "needs_supplement": "需要补正材料",
+    "unresolved_violation": "存在违法行为未处理",
+    "unpaid_tax": "未缴清相关税费",
+    "prior_approval": "需完成前置审核审批",
+    "land_premium": "需补交土地出让金",
+    "needs_notice": "依法需要公告",
+    "needs_inspection": "依法需要实地查看",
+    "needs_investigation": "依法需要调查",
+    "collect_in_person": "申请人自愿到登记机构现场领取证书",
+}
+"""The Chinese label of every case fact a checklist condition or a not-one-trip situation reads (form fields)."""
+
+FACT_VALUE_TITLES: dict[str, dict[str, str]] = {
+    "transfer_basis": {
+        "sale": "买卖",
+        "exchange": "互换、作价出资等",
+        "inheritance": "继承、遗赠",
+        "corporate_change": "法人或其他组织合并、分立",
+        "co_owner_change": "共有人增减或共有份额转移",
+        "partition": "不动产分割、合并",
+        "court_ruling": "人民法院、仲裁机构生效法律文书",
+        "approval": "有批准权的人民政府或主管部门批准",
+    },
+}
+"""The Chinese label of every value a `fact=value` condition names."""
+
+DELIVERY_METHODS = (("pickup", "窗口自取（同城通办，市内任一登记窗口）"), ("mail", "邮寄送达（EMS）"))
+# What handlers/delivery.py (delivery.arrange) accepts as a postal address: a place part and a street part
+# (empty passes here: minLength says that, so an empty address gets one message, not two).
+_ADDRESS_PATTERN = "^$|^(?=.*[省市区县镇乡村])(?=.*([路街道巷弄号幢栋室院]|小区|大厦))"
+
+
+def _fact_kinds(cl: Checklist) -> dict[str, list[str] | None]:
+    """Each fact this checklist or a not-one-trip situation reads, in form order: None for a yes/no
+    fact, the list of values for a `fact=value` fact (the checklist's default first if it has one)."""
+    kinds: dict[str, list[str] | None] = {}
+    conditions = [i.condition for i in cl.items if i.condition is not None]
+    for cond in conditions:
+        if cond.value is not None:
+            values = kinds.get(cond.fact) or []
+            if isinstance(cl.defaults.get(cond.fact), str) and cl.defaults[cond.fact] not in values:
+                values.insert(0, cl.defaults[cond.fact])
+            if cond.value not in values:
+                values.append(cond.value)
+            kinds[cond.fact] = values
+        else:
+            kinds.setdefault(cond.fact, None)
+    for fact in cl.defaults:
+        kinds.setdefault(fact, None)
+    for reason in NOT_ONE_TRIP:
+        for fact in reason.facts:
+            kinds.setdefault(fact, None)
+    return kinds
+
+
+def _fact_property(cl: Checklist, fact: str, values: list[str] | None) -> dict[str, Any]:
+    title = FACT_TITLES.get(fact)
+    if title is None:
+        raise ChecklistError(f"{cl.origin or cl.business}: fact '{fact}' has no Chinese title: add it to "
+                             "domain.materials.FACT_TITLES, then regenerate the forms")
+    notes = []
+    if values is None:
+        for negated, prefix in ((False, "是"), (True, "否")):
+            needed = [i for i in cl.items if i.condition is not None and i.condition.fact == fact
+                      and i.condition.value is None and i.condition.negated == negated]
+            asked = "、".join(i.name for i in needed if not i.shared)
+            shared = "、".join(i.name for i in needed if i.shared)
+            if asked or shared:
+                parts = ([f"须提交{asked}"] if asked else []) + ([f"共享获取{shared}"] if shared else [])
+                notes.append(f"{prefix}：" + "，".join(parts))
+    notes += [f"属于“最多跑一次”的例外情形：{r.text}" for r in NOT_ONE_TRIP if fact in r.facts]
+    spec: dict[str, Any] = {"title": title}
+    if values is None:
+        spec.update(type="boolean", default=_truthy(cl.defaults.get(fact, False)))
+    else:
+        labels = FACT_VALUE_TITLES.get(fact, {})
+        unknown = [v for v in values if v not in labels]
+        if unknown:
+            raise ChecklistError(f"{cl.origin or cl.business}: value(s) {', '.join(unknown)} of fact '{fact}' have "
+                                 "no Chinese title: add them to domain.materials.FACT_VALUE_TITLES, then "
+                                 "regenerate the forms")
+        spec.update(type="string", oneOf=[{"const": v, "title": labels[v]} for v in values])
+        if fact in cl.defaults:
+            spec["default"] = cl.defaults[fact]
+        for v in values:
+            needed = [i.name for i in cl.items if i.condition is not None and i.condition.fact == fact
+                      and i.condition.value == v]
+            if needed:
+                notes.append(f"{labels[v]}：{'、'.join(needed)}")
+    if notes:
+        spec["description"] = "；".join(notes)
+    return spec
+
+
+def _choice(items: Sequence[Item]) -> dict[str, Any]:
+    """A single choice among checklist items (titles are the published names); `enum: []` when there is none."""
+    if not items:
+        return {"type": "string", "enum": []}
+    return {"type": "string", "oneOf": [{"const": i.code, "title": i.name} for i in items]}
+
+
+def _deferrable(cl: Checklist) -> list[Item]:
+    return [i for i in cl.items if not i.shared and not i.essential]
+
+
+def acceptance_form(business: str, *, delivery: bool | None = None) -> dict[str, Any]:
+    """The JSON Schema of the window's accept task (受理（一次性收件）) of a business, from its checklist.
+
+    `provided`: the applicant's paper items (shared items are never asked of the applicant);
+    `deferred`: 容缺受理, the non-essential paper items with a promised date; `facts`: every fact the
+    checklist's conditions and the not-one-trip situations read; and, when the business ends with a
+    certificate (`delivery`, by default from WINDOW_BUSINESSES), how it is delivered. The
+    delivery fields are always required because issue_and_archive reads them; the address may be
+    empty except for mail. Written to processes/forms/accept_<business>.json by `--write-forms`.
+    """
+    cl = checklist(business)
+    if delivery is None:
+        delivery = WINDOW_BUSINESSES.get(business, False)
+    paper = [i for i in cl.items if not i.shared]
+    deferrable = _deferrable(cl)
+    shared = "、".join(i.name for i in cl.items if i.shared)
+    deferred: dict[str, Any] = {
+        "type": "array", "title": "容缺材料（承诺补交）", "default": [], "maxItems": len(deferrable),
+        "items": {"type": "object", "title": "容缺材料", "properties": {
+            "code": {"title": "材料", **_choice(deferrable)},
+            "promised_by": {"type": "string", "format": "date", "title": "承诺补交日期",
+                            "description": "今天以后的日期"},
+        }, "required": ["code", "promised_by"]},
+    }
+    if deferrable:
+        deferred["description"] = ("必要材料齐全、非必要材料暂缺的，可先行受理，申请人承诺日期补交（仅限："
+                                   + "、".join(i.name for i in deferrable) + "）")
+    else:
+        deferred["description"] = "本事项的申请材料清单中没有可容缺受理的材料：所需材料须一次提交齐全"
+    properties: dict[str, Any] = {
+        "provided": {
+            "type": "array", "title": "已收材料", "uniqueItems": True, "default": [],
+            "description": "申请人当场提交、已核对原件的材料。"
+                           + (f"{shared}由部门共享获取或核验，无需申请人提交。" if shared else ""),
+            "items": _choice(paper),
+        },
+        "deferred": deferred,
+        "facts": {
+            "type": "object", "title": "申请情形",
+            "description": "决定需要哪些材料、是否属于“最多跑一次”的申请情形",
+            "properties": {f: _fact_property(cl, f, v) for f, v in _fact_kinds(cl).items()},
+        },
+    }
+    required = ["provided", "deferred", "facts"]
+    conditions: list[dict[str, Any]] = []
+    if delivery:
+        properties.update({
+            "delivery_method": {"type": "string", "title": "领证方式", "default": "pickup",
+                                "oneOf": [{"const": c, "title": t} for c, t in DELIVERY_METHODS]},
+            "delivery_address": {"type": "string", "title": "邮寄地址", "default": "", "maxLength": 200,
+                                 "description": "邮寄送达时必填：写明省市区县及街道、门牌，"
+                                                "如 杭州市西湖区文三路398号3幢1单元501室；窗口自取时留空"},
+            "pickup_office": {"type": "string", "title": "领证地点", "default": "", "maxLength": 100,
+                              "description": "窗口自取时领证的登记服务窗口，可写全称或能唯一识别的部分"
+                                             "（如“西湖区”）；留空为市不动产登记服务中心"},
+        })
+        required += ["delivery_method", "delivery_address", "pickup_office"]
+        conditions.append({
+            "if": {"properties": {"delivery_method": {"const": "mail"}}, "required": ["delivery_method"]},
+            "then": {"properties": {"delivery_address": {"minLength": 1, "pattern": _ADDRESS_PATTERN}}},
+        })
+    schema: dict[str, Any] = {
+        "$schema": SCHEMA_DIALECT, "type": "object", "title": f"受理（一次性收件）：{cl.name}",
+        "description": f"按{cl.name}申请材料清单一次性收件；缺少材料的，系统生成一次性告知书，列明全部所缺材料及原因。",
+        "properties": properties, "required": required,
+    }
+    if conditions:
+        schema["allOf"] = conditions
+    return schema
+
+
+def acceptance_ui(business: str, *, delivery: bool | None = None) -> dict[str, Any]:
+    """The UI schema of the accept form (react-jsonschema-form conventions)."""
+    if delivery is None:
+        delivery = WINDOW_BUSINESSES.get(business, False)
+    checklist(business)
+    ui: dict[str, Any] = {
+        "ui:order": ["provided", "deferred", "facts"]
+                    + (["delivery_method", "delivery_address", "pickup_office"] if delivery else []),
+        "provided": {"ui:widget": "checkboxes"},
+    }
+    if delivery:
+        ui["delivery_method"] = {"ui:widget": "radio"}
+        ui["delivery_address"] = {"ui:placeholder": "杭州市西湖区文三路398号3幢1单元501室"}
+        ui["pickup_office"] = {"ui:placeholder": "西湖区"}
+    return ui
+
+
+def supplement_form(business: str) -> dict[str, Any]:
+    """The JSON Schema of 补交容缺材料: `received`, the deferred items handed in now (at least one).
+
+    Only non-essential paper items can have been deferred, so only they are offered; a business
+    whose checklist has none gets an empty choice (the task never opens for it). Written to
+    processes/forms/supplement_<business>.json by `--write-forms`.
+    """
+    cl = checklist(business)
+    deferrable = _deferrable(cl)
+    received: dict[str, Any] = {
+        "type": "array", "title": "本次收到的补交材料", "uniqueItems": True, "minItems": 1,
+        "description": "核对原件后收件；尚欠的材料及承诺补交日期见案件的容缺材料清单",
+        "items": _choice(deferrable),
+    }
+    if not deferrable:
+        received["description"] = "本事项的申请材料清单中没有可容缺受理的材料"
+    return {"$schema": SCHEMA_DIALECT, "type": "object", "title": f"补交容缺材料：{cl.name}",
+            "properties": {"received": received}, "required": ["received"]}
+
+
+def generated_forms() -> dict[str, dict[str, Any]]:
+    """Every generated form file, by its name relative to processes/ (e.g. forms/accept_mortgage.json)."""
+    out: dict[str, dict[str, Any]] = {}
+    for business, delivery in WINDOW_BUSINESSES.items():
+        out[f"forms/accept_{business}.json"] = acceptance_form(business, delivery=delivery)
+        out[f"forms/accept_{business}.ui.json"] = acceptance_ui(business, delivery=delivery)
+        out[f"forms/supplement_{business}.json"] = supplement_form(business)
+    return out
+
+
+_KEY_ORDER = ("$schema", "const", "type", "title", "description", "format", "default", "minLength", "maxLength",
+              "pattern", "minimum", "maximum", "minItems", "maxItems", "uniqueItems", "enum", "oneOf", "items",
+              "properties", "required", "if", "then", "allOf")
+_LINE = 110
+
+
+def _tidy(doc: Any) -> Any:
+    """Keys in the order people read a schema in (type, title, description, … properties, required)."""
+    if isinstance(doc, Mapping):
+        rank = {k: i for i, k in enumerate(_KEY_ORDER)}
+        return {k: _tidy(doc[k]) for k in sorted(doc, key=lambda k: (rank.get(k, len(rank)), ))}
+    if isinstance(doc, list):
+        return [_tidy(v) for v in doc]
+    return doc
+
+
+def _dump(doc: Any, indent: int, used: int, *, top: bool = False) -> str:
+    """JSON with a container on one line when it fits (`used`: characters already on the line)."""
+    flat = json.dumps(doc, ensure_ascii=False)
+    if not isinstance(doc, dict | list) or not doc or (not top and used + len(flat) <= _LINE):
+        return flat
+    pad = " " * (indent + 2)
+    if isinstance(doc, list):
+        inner = [pad + _dump(v, indent + 2, indent + 2) for v in doc]
+        return "[\n" + ",\n".join(inner) + "\n" + " " * indent + "]"
+    inner = []
+    for k, v in doc.items():
+        key = f"{pad}{json.dumps(k, ensure_ascii=False)}: "
+        inner.append(key + _dump(v, indent + 2, len(key)))
+    return "{\n" + ",\n".join(inner) + "\n" + " " * indent + "}"
+
+
+def form_text(doc: Mapping[str, Any]) -> str:
+    """A form file's text as --write-forms writes it: keys in reading order, small parts on one line."""
+    return _dump(_tidy(doc), 0, 0, top=True) + "\n"
+
+
+def write_forms(folder: str | Path | None = None, *, check: bool = False) -> list[str]:
+    """Write the generated forms into `folder`/forms (processes/ by default); with `check`, write nothing.
+    Returns the names of the files that changed (or, with `check`, would change)."""
+    root = Path(folder) if folder is not None else FORMS_DIR.parent
+    changed = []
+    for name, doc in generated_forms().items():
+        path = root / name
+        text = form_text(doc)
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            continue
+        changed.append(name)
+        if not check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    return changed
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m domain.materials",
+        description="Generate the accept and supplement forms of processes/forms/ from the materials checklists.")
+    parser.add_argument("--write-forms", action="store_true", help="write processes/forms/accept_*.json, "
+                        "accept_*.ui.json and supplement_*.json")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file is out of date")
+    parser.add_argument("--processes", default=None, help="the processes folder (default: the project's)")
+    args = parser.parse_args(argv)
+    if not (args.write_forms or args.check):
+        parser.print_help()
+        return 2
+    changed = write_forms(args.processes, check=args.check)
+    for name in changed:
+        print(f"{'out of date' if args.check else 'written'}: {name}")
+    if not changed:
+        print("forms are up to date")
+    return 1 if args.check and changed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

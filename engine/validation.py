@@ -7,8 +7,13 @@ the BPMN 2.0 XSD; SpiffWorkflow's own parse; every script and expression compile
 sandbox; every service operator registered with the parameters it declares; every sequence
 flow, default flow, boundary event and errorRef/messageRef/… pointing at something that exists;
 every call activity resolvable and no call cycle; every lane a known role; every form file
-present and a valid JSON Schema. Where SpiffWorkflow's own message for a problem is misleading
-(a missing flow target, a missing errorRef), ours is reported instead of it.
+(a user task's, or the start form on a process's own start event) present and a valid JSON
+Schema. Where SpiffWorkflow's own message for a problem is misleading (a missing flow target, a
+missing errorRef), ours is reported instead of it.
+
+A version's meta records, beside the lanes' roles and the names, each user task's form ("forms")
+and UI schema ("ui_forms"), and the start form ("start_form", "start_ui"): the data a case of
+the process is started with, which the web pages draw and check before the case exists.
 """
 from __future__ import annotations
 
@@ -272,6 +277,14 @@ class DeploymentValidator:
                         out.extend(self._check_operator(bf.name, node, owner))
                 elif node.tag == f"{{{BPMN}}}userTask":
                     out.extend(_check_forms(bf.name, node, others))
+                elif node.tag == f"{{{BPMN}}}startEvent":
+                    if node.getparent() is proc:
+                        out.extend(_check_forms(bf.name, node, others))
+                    elif _form_files(node):
+                        add(node, node.get("id"), "a start form belongs on the process's own start event; "
+                                                  "a start event inside a subprocess starts no case: remove "
+                                                  "formJsonSchemaFilename / formUiSchemaFilename here")
+            out.extend(_start_form_count(bf.name, proc))
             out.extend(_check_lanes(bf.name, proc))
             out.extend(self._check_flows(bf, proc))
         return out
@@ -608,9 +621,25 @@ def _check_forms(filename: str, task: Any, others: dict[str, bytes]) -> list[Pro
     return out
 
 
+def _start_events_with_forms(proc: Any) -> list[Any]:
+    """The process's own (top-level) start events that name a start form."""
+    return [e for e in proc.iterfind("bpmn:startEvent", NS) if _form_files(e)]
+
+
+def _start_form_count(filename: str, proc: Any) -> list[Problem]:
+    """A case starts with one set of data: at most one start event of a process names a start form."""
+    events = _start_events_with_forms(proc)
+    if len(events) <= 1:
+        return []
+    return [Problem(filename, e.sourceline, e.get("id"),
+                    f"start events {', '.join(x.get('id') for x in events)} all name a start form; a case "
+                    "starts with one set of data: keep the form on one of them") for e in events[1:]]
+
+
 def _assets_of(proc: Any, others: dict[str, bytes]) -> dict[str, str]:
+    """The form files the process's user tasks and its own start event name, by file name."""
     assets = {}
-    for task in proc.iterfind(".//bpmn:userTask", NS):
+    for task in [*proc.iterfind(".//bpmn:userTask", NS), *_start_events_with_forms(proc)]:
         for fname in _form_files(task).values():
             if fname in others:
                 assets[fname] = others[fname].decode("utf-8")
@@ -635,8 +664,18 @@ def _meta_of(root: Any, proc: Any) -> dict[str, Any]:
                         roles.setdefault(inner.get("id"), role)
     names = {el.get("id"): el.get("name") for el in proc.iter() if isinstance(el.tag, str)
              and el.get("id") and el.get("name")}
-    forms = {task.get("id"): form for task in proc.iterfind(".//bpmn:userTask", NS)
-             if (form := _form_files(task).get("formJsonSchemaFilename"))}
+    tasks = list(proc.iterfind(".//bpmn:userTask", NS))
+    forms = {task.get("id"): form for task in tasks if (form := _form_files(task).get("formJsonSchemaFilename"))}
+    ui_forms = {task.get("id"): ui for task in tasks if (ui := _form_files(task).get("formUiSchemaFilename"))}
     doc = proc.find("bpmn:documentation", NS)
     documentation = (doc.text or "").strip() if doc is not None else ""
-    return {"roles": roles, "names": names, "forms": forms, "documentation": documentation}
+    meta: dict[str, Any] = {"roles": roles, "names": names, "forms": forms, "ui_forms": ui_forms,
+                            "documentation": documentation}
+    starts = _start_events_with_forms(proc)
+    if starts:  # validation allows one; the data a case of this process is started with
+        start = _form_files(starts[0])
+        if start.get("formJsonSchemaFilename"):
+            meta["start_form"] = start["formJsonSchemaFilename"]
+        if start.get("formUiSchemaFilename"):
+            meta["start_ui"] = start["formUiSchemaFilename"]
+    return meta

@@ -20,9 +20,11 @@ ACCEPT = {
         "facts": {"type": "object", "title": "申请情形", "properties": {
             "agent": {"type": "boolean", "title": "代理人办理"},
             "transfer_basis": {"type": "string", "title": "转移原因",
-                               "oneOf": [{"const": "sale", "title": "买卖"}, {"const": "inheritance", "title": "继承"}]}}},
+                               "oneOf": [{"const": "sale", "title": "买卖"},
+                                         {"const": "inheritance", "title": "继承"}]}}},
         "delivery_method": {"type": "string", "title": "领证方式",
-                            "oneOf": [{"const": "pickup", "title": "窗口自取"}, {"const": "mail", "title": "邮寄送达"}]},
+                            "oneOf": [{"const": "pickup", "title": "窗口自取"},
+                                      {"const": "mail", "title": "邮寄送达"}]},
         "delivery_address": {"type": "string", "title": "邮寄地址"},
         "share": {"type": "integer", "title": "份额", "minimum": 1},
         "opinion": {"type": "string", "title": "意见"},
@@ -93,3 +95,32 @@ def test_numbers_and_dates_that_cannot_be_read() -> None:
         {"share": "1.5", "price": "1,250,000.50", "on": "2026-13-01", "ok": "maybe"}))
     assert data == {"price": 1250000.5} and set(errors) == {"share", "on", "ok"}
     assert errors["share"] == "份额：应为整数"
+
+
+def test_a_contract_with_its_developer_and_buyers_is_drawn_as_nested_fieldsets_and_rows() -> None:
+    party = {"type": "object", "required": ["name", "id_number"], "properties": {
+        "name": {"type": "string", "title": "姓名"},
+        "id_number": {"type": "string", "title": "证件号码", "minLength": 15}}}
+    schema = {"type": "object", "properties": {
+        "contract": {"type": "object", "title": "预售合同", "required": ["buyers"], "properties": {
+            "contract_no": {"type": "string", "title": "合同编号"}, "developer": {**party, "title": "开发企业"},
+            "buyers": {"type": "array", "title": "买受人", "minItems": 1, "items": party}}},
+        "consents": {"type": "array", "title": "同意人证件号码", "items": {"type": "string"}},
+        "nothing_deferrable": {"type": "array", "maxItems": 0, "items": party}}}
+    fields = schema_form.fields_of(schema)
+    assert [(f["name"], f["kind"]) for f in fields] == [("contract", "group"), ("consents", "lines")]
+    contract = fields[0]["children"]
+    assert [(c["name"], c["kind"]) for c in contract] == [
+        ("contract.contract_no", "string"), ("contract.developer", "group"), ("contract.buyers", "rows")]
+    form = MultiDict([("contract.contract_no", "YS-1"), ("contract.developer.name", "绿城"),
+                      ("contract.developer.id_number", "913301001234567890"),
+                      ("contract.buyers[0].name", "周子涵"), ("contract.buyers[0].id_number", "330106"),
+                      ("consents", "330106199001011234\n\n33010619900101123X ")])
+    data, errors = schema_form.read(schema, fields, form, {})
+    assert data["contract"]["developer"] == {"name": "绿城", "id_number": "913301001234567890"}
+    assert data["consents"] == ["330106199001011234", "33010619900101123X"]
+    assert list(errors) == ["contract.buyers[0].id_number"]
+    assert "至少 15 个字符" in errors["contract.buyers[0].id_number"]
+    values = schema_form.values_of(fields, data)
+    assert values["contract.developer.name"] == "绿城" and values["contract.buyers"][0]["name"] == "周子涵"
+    assert values["consents"] == "330106199001011234\n33010619900101123X"

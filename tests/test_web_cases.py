@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from adapters.sandbox_seed import SeedData
-from engine import Engine
+from engine import Actor, Engine
 from tests import web
 from tests.conftest import open_task
 from tests.test_processes import FIRST_TIME, office, start_transfer  # noqa: F401 — the office fixture
@@ -111,3 +111,50 @@ def test_only_window_supervisor_and_admin_start_cases(app: Flask, office: Any) -
     assert "issue_and_archive" not in kinds  # only ever called from the other processes
     assert wang.get("/cases/new?process=no_such_process").status_code == 200  # back to the choice
     assert wang.post("/cases/new/no_such_process", data={"csrf_token": token_of(html)}).status_code == 404
+
+
+def test_the_window_starts_a_transfer_from_its_form_and_accepts_it_on_the_page(app: Flask, office: Any) -> None:  # noqa: F811
+    engine, _data = office
+    wang = log_in(app, "wang")
+    html = page(wang.get("/cases/new", query_string={"process": "secondhand_transfer"}))
+    assert 'id="field-contract_no"' in html and 'id="field-seller_acquired_on"' in html
+    token = token_of(html)
+    form = {"csrf_token": token, "seller_acquired_on": "2016-09-01", "seller_original_price": "2,980,000",
+            "seller_only_home": "false", "consents": ""}
+    # no contract number and a price with commas: refused beside each field, no case started
+    r = wang.post("/cases/new/secondhand_transfer", data=form)
+    assert r.status_code == 422
+    html = page(r)
+    assert re.search(r'data-field="contract_no">[^<]*网签合同编号[^<]*必填', html)
+    assert re.search(r'data-field="seller_original_price">[^<]*格式不对', html)
+    assert 'value="2016-09-01"' in html  # what was typed stays
+    assert engine.find_cases("2016") == [] and engine.task_list(Actor.of("x", "window_clerk")) == []
+    r = wang.post("/cases/new/secondhand_transfer", data={**form, "contract_no": FIRST_TIME,
+                                                          "seller_original_price": "2980000.00"})
+    assert r.status_code == 302 and "/tasks/" in r.headers["Location"]  # straight on to acceptance
+    accept_page = page(wang.get(r.headers["Location"]))
+    assert "受理" in accept_page and 'name="provided" value="title_certificate"' in accept_page
+    task_id = int(r.headers["Location"].rstrip("/").split("/")[-1])
+    [case] = engine.find_cases("周子涵")  # the buyer, from the contract housing shared
+    r = wang.post(f"/tasks/{task_id}", data={
+        "csrf_token": token_of(accept_page), "lock_version": re.search(
+            r'name="lock_version" value="(\d+)"', accept_page).group(1),
+        "provided": ["application_form", "title_certificate"], "delivery_method": "pickup",
+        "delivery_address": "", "pickup_office": "西湖区"})
+    assert r.status_code == 302, page(r)
+    data = engine.case_data(case["id"])
+    assert data["acceptance"]["status"] == "accepted" and data["contract_no"] == FIRST_TIME
+    assert [t["bpmn_id"] for t in engine.case_tasks(case["id"])] == ["review"]
+
+
+def test_the_api_refuses_start_data_that_fails_the_start_form(app: Flask, office: Any) -> None:  # noqa: F811
+    engine, _data = office
+    accounts = Accounts(engine.db, engine.clock, FAST)
+    token = accounts.issue_token("wang", "counter").token
+    r = app.test_client().post("/api/v1/cases", headers={"Authorization": f"Bearer {token}"},
+                               json={"process_id": "secondhand_transfer", "data": {"contract_no": FIRST_TIME}})
+    assert r.status_code == 422
+    body = r.get_json()
+    assert body["error"] == "invalid" and "卖方取得房屋日期" in body["message"]
+    assert {f["field"] for f in body["fields"]} >= {"data.seller_acquired_on", "data.seller_original_price"}
+    assert engine.find_cases("周子涵") == []

@@ -27,6 +27,7 @@ from typing import Any
 from flask_babel import gettext as _
 
 SPARE_ROWS = 2
+MAX_DEPTH = 2  # a form, an object in it, an object or table in that
 MAX_ROWS = 50
 _ROW_FIELD = re.compile(r"^(?P<name>[^\[\]]+)\[(?P<index>\d{1,3})\]\.(?P<sub>.+)$")
 
@@ -98,19 +99,46 @@ def fields_of(schema: dict[str, Any], ui: dict[str, Any] | None = None, prefix: 
         elif kind == "array" and items is not None and _choices(items) is not None:
             field["kind"] = "multi"
             field["options"] = _choices(items) or []
-        elif (kind == "array" and items is not None and _type(items) == "object" and depth == 0
+        elif kind == "array" and items is not None and _type(items) == "string":
+            field["kind"] = "lines"
+        elif (kind == "array" and items is not None and _type(items) == "object" and depth < MAX_DEPTH
               and _simple(items)):
+            field["max_rows"] = min(int(spec["maxItems"]) if isinstance(spec.get("maxItems"), int) else MAX_ROWS,
+                                    MAX_ROWS)
+            if field["max_rows"] == 0:
+                continue  # nothing can be entered
             field["kind"] = "rows"
             field["children"] = fields_of(items, hints.get("items") if isinstance(hints.get("items"), dict) else {},
-                                          "", depth + 1)
-            field["max_rows"] = min(int(spec.get("maxItems") or MAX_ROWS), MAX_ROWS)
-        elif kind == "object" and depth == 0 and _simple(spec):
+                                          "", MAX_DEPTH)
+        elif kind == "object" and depth < MAX_DEPTH and _drawable(spec, depth + 1):
             field["kind"] = "group"
             field["children"] = fields_of(spec, hints, f"{name}.", depth + 1)
         else:
             field["kind"] = "json"
         out.append(field)
     return out
+
+
+def _drawable(schema: dict[str, Any], depth: int) -> bool:
+    """An object whose properties are single inputs, or (above the deepest level) tables of
+    single inputs and objects of them — e.g. a contract with its buyers."""
+    props = schema.get("properties")
+    if not isinstance(props, dict) or not props:
+        return False
+    for spec in props.values():
+        if not isinstance(spec, dict):
+            return False
+        if _choices(spec) is not None or _type(spec) in ("string", "number", "integer", "boolean"):
+            continue
+        items = spec.get("items") if isinstance(spec.get("items"), dict) else None
+        if _type(spec) == "array" and items is not None and (
+                _choices(items) is not None or _type(items) == "string"
+                or (depth < MAX_DEPTH and _type(items) == "object" and _simple(items))):
+            continue
+        if _type(spec) == "object" and depth < MAX_DEPTH and _drawable(spec, depth + 1):
+            continue
+        return False
+    return True
 
 
 def _simple(schema: dict[str, Any]) -> bool:
@@ -157,6 +185,8 @@ def values_of(fields: list[dict[str, Any]], data: dict[str, Any]) -> dict[str, A
             values[f["name"]] = [{c["key"]: _draw_one(c, r.get(c["key"])) for c in f["children"]} for r in rows]
         elif f["kind"] == "multi":
             values[f["name"]] = [choice_value(v) for v in value] if isinstance(value, list) else []
+        elif f["kind"] == "lines":
+            values[f["name"]] = "\n".join(str(v) for v in value) if isinstance(value, list) else ""
         elif value is not None:
             values[f["name"]] = _draw_one(f, value)
     return values
@@ -268,6 +298,8 @@ def parse(fields: list[dict[str, Any]], form: Any) -> tuple[dict[str, Any], dict
                 if present and value not in chosen:
                     chosen.append(value)
             data[f["key"]] = chosen
+        elif kind == "lines":
+            data[f["key"]] = [line.strip() for line in (form.get(name) or "").splitlines() if line.strip()]
         elif kind == "rows":
             rows = []
             for position, (_index, posted) in enumerate(_posted_rows(f, form)):
@@ -280,15 +312,20 @@ def parse(fields: list[dict[str, Any]], form: Any) -> tuple[dict[str, Any], dict
                 rows.append(row)
             data[f["key"]] = rows
         else:
-            present, value = _one(f, (form.get(name) or "").strip(), errors, name)
+            raw = (form.get(name) or "").strip()
+            present, value = _one(f, raw, errors, name)
             if present:
                 data[f["key"]] = value
+            elif raw == "" and f.get("default") == "" and kind in ("string", "text"):
+                # an empty box where the form's designer made "" the default (e.g. no mailing
+                # address for pickup): the value "", not a missing field
+                data[f["key"]] = ""
     return data, errors
 
 
 def error_field(path: str, fields: list[dict[str, Any]]) -> str:
-    """The form field a schema error's path (e.g. `deferred.0.promised_by`, `facts.agent`)
-    belongs to, so its message is drawn beside that field."""
+    """The form field a schema error's path (e.g. `deferred.0.promised_by`, `facts.agent`,
+    `contract.buyers.1.name`) belongs to, so its message is drawn beside that field."""
     parts = path.split(".") if path else []
     if not parts:
         return ""
@@ -299,7 +336,7 @@ def error_field(path: str, fields: list[dict[str, Any]]) -> str:
     if top["kind"] == "rows" and len(parts) >= 3 and parts[1].isdigit():
         return f"{top['name']}[{parts[1]}].{parts[2]}"
     if top["kind"] == "group" and len(parts) >= 2:
-        return f"{top['name']}.{parts[1]}"
+        return error_field(".".join(parts[1:]), top["children"]) or top["name"]
     return top["name"]
 
 
