@@ -124,3 +124,12 @@ def test_a_contract_with_its_developer_and_buyers_is_drawn_as_nested_fieldsets_a
     values = schema_form.values_of(fields, data)
     assert values["contract.developer.name"] == "绿城" and values["contract.buyers"][0]["name"] == "周子涵"
     assert values["consents"] == "330106199001011234\n33010619900101123X"
+
+
+def test_an_empty_box_sends_the_designers_empty_default_but_not_for_other_fields() -> None:
+    schema = {"type": "object", "required": ["delivery_address", "opinion"], "properties": {
+        "delivery_address": {"type": "string", "title": "邮寄地址", "default": ""},
+        "opinion": {"type": "string", "title": "意见"}}}
+    fields = schema_form.fields_of(schema)
+    data, errors = schema_form.read(schema, fields, MultiDict({"delivery_address": " ", "opinion": ""}), {})
+    assert data == {"delivery_address": ""} and list(errors) == ["opinion"]

@@ -115,7 +115,7 @@ def test_the_case_page_shows_the_diagram_with_marks_and_the_history(app: Flask, 
     r = li.get(f"/cases/{case_id}")
     html = page(r)
     assert r.status_code == 200
-    svg = re.search(r'<div class="diagram" id="diagram">(.*?)</div>', html, re.S).group(1)
+    svg = re.search(r'<div class="diagram diagram-fit" id="diagram">(.*?)</div>', html, re.S).group(1)
     assert svg.lstrip().startswith("<svg")
     marks = svg_marks(svg)
     assert marks.get("accept") == "done" and marks.get("review") == "active", marks
@@ -200,3 +200,15 @@ def test_rule_findings_worst_first() -> None:
     findings = findings_of({"findings": {"findings": [{"severity": "notice", "message": "n"},
                                                       {"severity": "block", "message": "b"}]}})
     assert [f["message"] for f in findings] == ["b", "n"]
+
+
+def test_the_diagram_opens_at_full_size_for_any_clerk(app: Flask, engine: Engine) -> None:
+    case_id = start(engine)
+    zhao = log_in(app, "zhao")
+    html = page(zhao.get(f"/cases/{case_id}"))
+    assert f'href="/cases/{case_id}/diagram.svg"' in html
+    r = zhao.get(f"/cases/{case_id}/diagram.svg")
+    assert r.status_code == 200 and r.mimetype == "image/svg+xml"
+    assert svg_marks(r.get_data(as_text=True))["accept"] == "active"
+    assert zhao.get("/cases/99999/diagram.svg").status_code == 404
+    assert app.test_client().get(f"/cases/{case_id}/diagram.svg").status_code == 302  # log in first

@@ -10,6 +10,7 @@ Flask's own keys it may hold:
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import Flask
@@ -43,6 +44,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.template_filter("local")
     def local(value: Any) -> str:
+        """A time as the office reads it (Shanghai); ISO text from case data is parsed first."""
+        if isinstance(value, str) and value:
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                return value
+            if value.tzinfo is None:
+                return value.strftime("%Y-%m-%d %H:%M")
         return value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if value else ""
 
     @app.get("/healthz")

@@ -5,7 +5,7 @@ Every page here needs a login, and no particular role.
 | page | route |
 | search: an exact case number opens its page; else cases whose number, unit number, a party's
   ID number or name begins with the text (case_search_key); a single match opens its page | GET /cases/?q= |
-| the case page | GET /cases/<id> |
+| the case page; its diagram at full size | GET /cases/<id>, /cases/<id>/diagram.svg |
 | start a case: choose the business, fill in its start form (window clerk, supervisor, admin) |
   GET /cases/new[?process=], POST /cases/new/<process_id> |
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
@@ -200,6 +200,22 @@ def _diagram(case: dict[str, Any], history: list[dict[str, Any]], tasks: list[di
     except ValueError as err:
         log.warning("case %s: diagram not drawn: %s", case["id"], err)
         return None
+
+
+@bp.get("/<int:case_id>/diagram.svg")
+def diagram(case_id: int) -> Any:
+    """The case's marked diagram at full size, for a closer look than the case page gives."""
+    engine = _engine()
+    try:
+        info = engine.get_case(case_id)
+    except NotFound:
+        abort(404)
+    svg = _diagram(info, engine.history(case_id), engine.case_tasks(case_id),
+                   engine.incidents(status="open", case_id=case_id))
+    if svg is None:
+        abort(404)
+    return Response(svg, mimetype="image/svg+xml",
+                    headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
 
 
 def _certificates(data: dict[str, Any]) -> list[dict[str, Any]]:
