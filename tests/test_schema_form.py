@@ -133,3 +133,11 @@ def test_an_empty_box_sends_the_designers_empty_default_but_not_for_other_fields
     fields = schema_form.fields_of(schema)
     data, errors = schema_form.read(schema, fields, MultiDict({"delivery_address": " ", "opinion": ""}), {})
     assert data == {"delivery_address": ""} and list(errors) == ["opinion"]
+
+
+def test_json_no_database_could_keep_is_refused_beside_its_field() -> None:
+    fields = schema_form.fields_of({"type": "object", "properties": {"extra": {"title": "附加数据"}}})
+    assert fields[0]["kind"] == "json"
+    for raw in ("NaN", "[1e999]", "[" * 5000 + "]" * 5000, '{"a": "\\u0000"}', '"\\ud800"'):
+        data, errors = schema_form.parse(fields, MultiDict({"extra": raw}))
+        assert data == {} and errors["extra"].startswith("附加数据：不是有效的 JSON"), raw

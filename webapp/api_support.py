@@ -6,8 +6,12 @@ Request bodies, in this order of checks:
   deployments `API_MAX_UPLOAD_BYTES`, default 16 MiB, env ONEWINDOW_API_MAX_UPLOAD_BYTES);
 - not `application/json` (or `…+json`) where JSON is expected, not `multipart/form-data` for a
   deployment → 415;
-- empty where a body is required, not UTF-8, not JSON (also NaN/Infinity) → 400, saying where;
-- not what the endpoint's pydantic model asks for → 422 with one message per field.
+- empty where a body is required, not UTF-8, not JSON (also NaN/Infinity, numbers of thousands of
+  digits, nesting deeper than the parser goes) → 400, saying where;
+- JSON no database can hold (`check_json`: nested deeper than MAX_JSON_DEPTH, a text with a NUL
+  character or a lone UTF-16 surrogate, a number too large for a float) → 422 naming the field;
+- not what the endpoint's pydantic model asks for (also a whole number beyond 64 bits) → 422 with
+  one message per field.
 Nothing is stored before all of these pass, and the engine's calls are single transactions.
 
 Texts are Chinese (the engine's refusals are too); an engine text without Chinese gets a
@@ -16,6 +20,7 @@ Chinese lead ("未找到：no process 'x' is deployed").
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -40,6 +45,8 @@ M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_MAX_UPLOAD = 16 * 1024 * 1024
+MAX_JSON_DEPTH = 64  # objects and arrays within each other; case data is a few levels deep
+MAX_INT = 2**63 - 1  # what an integer column holds
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -121,9 +128,52 @@ def json_body(model: type[M], required: bool = True) -> M:
     except json.JSONDecodeError as err:
         where = f"第 {err.lineno} 行第 {err.colno} 列"
         raise ApiError(400, "malformed_json", f"请求体不是有效的 JSON：{where}，{_json_reason(err.msg)}。") from None
+    except RecursionError:
+        raise ApiError(400, "malformed_json", f"请求体的 JSON 嵌套太深：最多 {MAX_JSON_DEPTH} 层。") from None
     except ValueError as err:
-        raise ApiError(400, "malformed_json", f"请求体不是有效的 JSON：{err}。") from None
+        reason = "数字的位数太多" if "digits" in str(err) else str(err)
+        raise ApiError(400, "malformed_json", f"请求体不是有效的 JSON：{reason}。") from None
+    problems = check_json(value)
+    if problems:
+        raise ApiError(422, "invalid", "请求内容不符合要求：" + "；".join(f"{f['field'] or '请求体'}：{f['message']}"
+                                                               for f in problems) + "。", fields=problems)
     return validate(model, value)
+
+
+def check_json(value: Any, path: str = "", depth: int = 0) -> list[dict[str, str]]:
+    """What in a parsed JSON value no database takes: deeper than MAX_JSON_DEPTH, a text (or a
+    field name) with a NUL character or a lone UTF-16 surrogate, a number beyond a float."""
+    if depth > MAX_JSON_DEPTH:
+        return [{"field": path, "message": f"嵌套太深：最多 {MAX_JSON_DEPTH} 层"}]
+    if isinstance(value, str):
+        reason = _text_problem(value)
+        return [{"field": path, "message": reason}] if reason else []
+    if isinstance(value, float) and not math.isfinite(value):
+        return [{"field": path, "message": "数值超出范围"}]
+    problems: list[dict[str, str]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            reason = _text_problem(key)
+            if reason:  # named so the answer itself can be encoded
+                shown = key.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
+                problems.append({"field": f"{path}.{shown}" if path else shown, "message": f"字段名{reason}"})
+                continue
+            where = f"{path}.{key}" if path else key
+            problems += check_json(item, where, depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            problems += check_json(item, f"{path}.{i}" if path else str(i), depth + 1)
+    return problems[:20]
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "不能含有 NUL 字符（\\u0000）"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "含有不成对的 Unicode 代理字符（\\ud800–\\udfff）"
+    return None
 
 
 def _no_constant(name: str) -> Any:
@@ -147,11 +197,20 @@ def _json_reason(msg: str) -> str:
 
 def validate(model: type[M], value: Any, where: str = "请求内容") -> M:
     try:
-        return model.model_validate(value)
+        result = model.model_validate(value)
     except ValidationError as err:
         fields = field_errors(err)
-        summary = "；".join(f"{f['field'] or '请求体'}：{f['message']}" for f in fields)
-        raise ApiError(422, "invalid", f"{where}不符合要求：{summary}。", fields=fields) from None
+    else:
+        fields = [{"field": name, "message": f"超出范围：最大 {MAX_INT}"} for name in type(result).model_fields
+                  if _too_big(getattr(result, name))]
+        if not fields:
+            return result
+    summary = "；".join(f"{f['field'] or '请求体'}：{f['message']}" for f in fields)
+    raise ApiError(422, "invalid", f"{where}不符合要求：{summary}。", fields=fields)
+
+
+def _too_big(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT
 
 
 _PYDANTIC_MESSAGES = {

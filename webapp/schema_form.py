@@ -223,6 +223,26 @@ def rows_to_draw(f: dict[str, Any], values: dict[str, Any]) -> list[dict[str, st
 
 # ------------------------------------------------------------------------------ reading the post
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} 不是 JSON 数值")
+
+
+def strict_json(raw: str) -> Any:
+    """JSON a clerk typed, refused (ValueError, readable) if no database could keep it: NaN or
+    Infinity, numbers beyond a float, nesting too deep, NUL characters, lone surrogates."""
+    from webapp.api_support import check_json
+
+    try:
+        value = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("嵌套太深") from None
+    problems = check_json(value)
+    if problems:
+        first = problems[0]
+        raise ValueError(f"{first['field']}：{first['message']}" if first["field"] else first["message"])
+    return value
+
+
 def _posted_rows(f: dict[str, Any], form: Any) -> list[tuple[int, dict[str, str]]]:
     rows: dict[int, dict[str, str]] = {}
     for key in form.keys():
@@ -273,9 +293,9 @@ def _one(f: dict[str, Any], raw: str, errors: dict[str, str], where: str) -> tup
             return False, None
     if kind == "json":
         try:
-            return True, json.loads(raw)
-        except ValueError:
-            errors[where] = _("%(label)s：不是有效的 JSON", label=label)
+            return True, strict_json(raw)
+        except ValueError as err:
+            errors[where] = _("%(label)s：不是有效的 JSON（%(error)s）", label=label, error=str(err))
             return False, None
     return True, raw
 

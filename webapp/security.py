@@ -3,7 +3,9 @@
 How a request is authenticated:
 - Pages: the login session (Flask-Login; a signed, HttpOnly, SameSite=Lax cookie, Secure with
   ONEWINDOW_SECURE_COOKIES=1). Logging in starts a new session (nothing from before survives:
-  no session fixation). `Authorization` headers are ignored on pages.
+  no session fixation). Logging out, a password change and disabling the account move the
+  user's session version on, which ends every session of the user and every copy of its cookie
+  (webapp/views/auth.py). `Authorization` headers are ignored on pages.
 - The JSON API (paths under /api/): `Authorization: Bearer <token>` — the request is done as
   the token's user, whatever else it carries (a session cookie of someone else is ignored; a
   bad token is a 401, never a fall-back to the session). Without that header the login session
@@ -15,9 +17,16 @@ How a request is authenticated:
 Not logged in: pages redirect to the login page (with `next`); the API answers 401 JSON.
 Missing role: 403 (page or JSON). Views use `login_required` and `role_required(...)`;
 `current_user` is a `webapp.accounts.User`, `current_user.actor` the engine's `Actor`.
+
+Input no view can use is refused before any view runs (issue #6): a NUL character in the path,
+the query or a form field (PostgreSQL cannot store or even compare it) is a 400; an id in the
+path beyond a 64-bit integer names nothing, a 404. What still reaches the database or the JSON
+parser and cannot be taken there (a number out of range, a lone UTF-16 surrogate, JSON nested
+past Python's recursion limit) is a 400 too, never a 500; it is logged as a warning.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -27,6 +36,7 @@ from flask import Flask, Response, abort, current_app, g, jsonify, redirect, ren
 from flask_babel import gettext as _
 from flask_login import LoginManager, current_user, login_required
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from webapp.accounts import Accounts, User
@@ -34,7 +44,11 @@ from webapp.accounts import Accounts, User
 __all__ = ["accounts", "current_actor", "init_security", "is_api_request", "login_required", "role_required",
            "safe_next"]
 
+log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
+MAX_ID = 2**63 - 1  # the largest id a BIGINT (PostgreSQL) or INTEGER (SQLite) column holds
+# what the database or the parser cannot take: answered as a bad request, not a server error
+UNUSABLE_INPUT = (DataError, OverflowError, RecursionError, UnicodeEncodeError)
 API_PREFIX = "/api/"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 EXTENSION = "onewindow.accounts"
@@ -144,6 +158,33 @@ def init_security(app: Flask, accounts_service: Accounts) -> None:
                 return api_error(401, _("API 令牌无效、已撤销或其用户已停用。"), "invalid_token")
             return api_error(401, _("需要登录：请在请求头中提供 Authorization: Bearer <令牌>。"), "unauthorized")
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+    def unusable_input() -> Any:
+        if is_api_request():
+            return api_error(400, "请求中有无法处理的值：NUL 字符、超出范围的数字、不成对的 Unicode 代理字符"
+                             "或嵌套过深的 JSON。请检查后重试。", "unusable_input")
+        return render_template("error.html", code=400, title=_("请求无效"), message=_("请求无效。")), 400
+
+    @app.before_request
+    def refuse_unusable_input() -> Any:
+        if any(isinstance(v, int) and v > MAX_ID for v in (request.view_args or {}).values()):
+            abort(404)
+        texts = [request.path, *request.args.keys(), *request.args.values()]
+        if not is_api_request() and request.method not in SAFE_METHODS:
+            # the API reads its bodies itself, within its own limits (webapp.api_support)
+            texts += [*request.form.keys(), *request.form.values(),
+                      *(f.filename or "" for f in request.files.values())]
+        if any("\x00" in t for t in texts):
+            return unusable_input()
+        return None
+
+    def refused_by_the_database(err: Exception) -> Any:
+        log.warning("%s %s: input the database or parser cannot take, answered 400: %s", request.method,
+                    request.path, str(err).splitlines()[0] if str(err) else type(err).__name__, exc_info=True)
+        return unusable_input()
+
+    for kind in UNUSABLE_INPUT:
+        app.register_error_handler(kind, refused_by_the_database)
 
     @app.before_request
     def check_csrf() -> None:

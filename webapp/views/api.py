@@ -157,7 +157,9 @@ def deploy() -> Response:
         got = request.mimetype or "未注明"
         raise ApiError(415, "unsupported_media_type",
                        f"部署须以 multipart/form-data 上传，文件放在 files 字段；收到的是 {got}。")
-    unknown = sorted((set(request.files) | set(request.form)) - {"files", "comment"})
+    # a part without a name comes as None (or ""): named so that it can be listed
+    names = {name or "（无名字段）" for name in (*request.files.keys(), *request.form.keys())}
+    unknown = sorted(names - {"files", "comment"})
     if unknown:
         raise ApiError(422, "invalid",
                        f"不认识的字段：{'、'.join(unknown)}。文件请放在 files 字段，说明放在 comment 字段。",
@@ -166,7 +168,9 @@ def deploy() -> Response:
     problems = []
     for upload in request.files.getlist("files"):
         name = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
-        if not name:
+        if "\x00" in name:
+            problems.append({"field": "files", "message": "文件名中不能含有 NUL 字符"})
+        elif not name:
             problems.append({"field": "files", "message": "有一个文件没有文件名"})
         elif not name.lower().endswith(DEPLOYABLE_SUFFIXES):
             problems.append({"field": "files", "message": f"{name}：只接受 {'、'.join(DEPLOYABLE_SUFFIXES)} 文件"})
@@ -179,6 +183,8 @@ def deploy() -> Response:
     comment = (request.form.get("comment") or "").strip() or None
     if comment is not None and len(comment) > 2000:
         problems.append({"field": "comment", "message": "最多 2000 个字符"})
+    elif comment is not None and "\x00" in comment:
+        problems.append({"field": "comment", "message": "不能含有 NUL 字符"})
     if problems:
         raise ApiError(422, "invalid", "部署内容不符合要求：" + "；".join(p["message"] for p in problems) + "。",
                        fields=problems)

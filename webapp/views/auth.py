@@ -9,10 +9,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
+from sqlalchemy import update
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from domain.clock import SHANGHAI
+from storage.models import UserAccount
 from webapp.accounts import User
 from webapp.i18n import LANGUAGES
 from webapp.security import accounts, safe_next
@@ -66,7 +68,15 @@ def start_session(user: User) -> None:
 
 @bp.post("/logout")
 def logout() -> Any:
+    """End the session for good. The session lives in a signed cookie, not on the server, so a
+    copy of the cookie taken before logging out (a shared counter PC, a proxy log) would still
+    work: logging out therefore moves the user's session version on, which ends every session of
+    the user (as a password change does), this one and any copy of it."""
     kept = {k: session[k] for k in KEPT_KEYS if k in session}
+    if current_user.is_authenticated:
+        with accounts().db.write() as s:
+            s.execute(update(UserAccount).where(UserAccount.id == current_user.id)
+                      .values(session_version=UserAccount.session_version + 1))
     logout_user()
     session.clear()
     session.update(kept)

@@ -12,7 +12,6 @@ the clerk's input kept. A task of a role the user does not hold is a 403 page.
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -149,7 +148,7 @@ def parse_simple(fields: list[dict[str, Any]], form: Any) -> tuple[dict[str, Any
             if not raw:
                 continue
             try:
-                value = json.loads(raw)
+                value = schema_form.strict_json(raw)
             except ValueError as err:
                 errors[f["name"]] = _("不是有效的 JSON：%(error)s", error=str(err))
                 continue
