@@ -104,6 +104,8 @@ class WorkdayCalendar:
         self._overrides: Mapping[date, bool] = MappingProxyType({})
         self._base_cache: dict[date, bool] = {}
         self._year_supported: dict[int, bool] = {}
+        self._prefixes: dict[int, list[int]] = {}
+        self._prefix_table: Mapping[date, bool] | None = None
         self.uncovered_years: set[int] = set()
         """Years asked about that `chinese_calendar` has no data for (Monday–Friday was assumed)."""
         if overrides:
@@ -211,13 +213,33 @@ class WorkdayCalendar:
         sign = 1
         if last < first:
             first, last, sign = last, first, -1
-        count = 0
-        day = first + _ONE_DAY
-        while day <= last:
-            if self.is_workday(day):
-                count += 1
-            day += _ONE_DAY
-        return sign * count
+        if first.year == last.year:
+            return sign * (self._through(last) - self._through(first))
+        count = self._prefix(first.year)[-1] - self._through(first)
+        for year in range(first.year + 1, last.year):
+            count += self._prefix(year)[-1]
+        return sign * (count + self._through(last))
+
+    def _through(self, day: date) -> int:
+        """Working days from 1 January of the day's year up to and including the day."""
+        return self._prefix(day.year)[day.timetuple().tm_yday - 1]
+
+    def _prefix(self, year: int) -> list[int]:
+        """Running count of working days over the year, day by day — so counting between two dates
+        (deadline lights for every open task, some years old) costs a lookup, not a walk."""
+        if self._prefix_table is not self._overrides:  # the override table was replaced
+            self._prefixes = {}
+            self._prefix_table = self._overrides
+        found = self._prefixes.get(year)
+        if found is None:
+            running, found = 0, []
+            day = date(year, 1, 1)
+            while day.year == year:
+                running += self.is_workday(day)
+                found.append(running)
+                day += _ONE_DAY
+            self._prefixes[year] = found
+        return found
 
 
 DEFAULT = WorkdayCalendar()

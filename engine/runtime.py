@@ -4,6 +4,15 @@ Concurrency: a step locks its case — `BEGIN IMMEDIATE` on SQLite, `SELECT … 
 PostgreSQL — and its final UPDATE also checks the case's `lock_version`, so two clerks finishing
 parallel branches at once never lose either's work: one wins, the other gets `Conflict` and can
 retry on the new version. The task list reads only the `human_task` table.
+
+Speed (bench/engine.py): the frequent steps — start a case, complete a task, take a message —
+hold the case as a plain `CaseRow` and run their statements as `storage.db.Prepared`, not
+through the ORM; a step's reads go in one `Batch` and all its writes in another (one round
+trip each on PostgreSQL); the workflow object of a case's last committed state stays in
+memory (hot cases), so a step neither deserializes it nor walks its tree for the before-state;
+the state is serialized once per transaction; handlers get a savepoint only if they touch the
+session. The rarer steps (cancel, suspend, resume, incidents, timers, migration) keep the ORM
+`Case`; `_save` writes either.
 """
 from __future__ import annotations
 
@@ -12,7 +21,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +31,8 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, delete, event, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
@@ -37,19 +48,19 @@ from engine.steps import (
     StepScriptEngine,
     advance,
     message_event,
-    ready_human_tasks,
+    open_work,
     scheduled_jobs,
     timer_fired,
     timer_fired_events,
     waiting_timers,
 )
 from handlers.registry import OperatorRegistry, default_registry
-from storage.counters import next_counter
-from storage.db import Database
+from storage.db import Batch, Database, Prepared
 from storage.models import (
     Case,
     CaseEvent,
     CaseSearchKey,
+    Counter,
     HumanTask,
     InboundMessage,
     Incident,
@@ -107,6 +118,7 @@ class VersionInfo:
     names: dict[tuple[str, str], str]
     forms: dict[tuple[str, str], str]
     processes: frozenset[str] = frozenset()  # the process ids of the version and its callees
+    has_timers: bool = True  # False: no timer event anywhere in the version (steps skip looking for them)
 
     def key(self, task: Any) -> tuple[str, str]:
         """(process id, bpmn id) of a task; a task in an embedded or event subprocess belongs to the
@@ -123,6 +135,43 @@ class CaseRef:
     case_number: str
     status: str
     lock_version: int
+
+
+@dataclass(eq=False)
+class CaseRow:
+    """A case as the hot steps (start, complete a task, a message) hold it: read under the case
+    lock with one statement and written back with one UPDATE (`_SAVE_CASE`) — not an ORM object,
+    whose identity map, attribute events and flushes cost more than the step's own statements.
+    The other steps (cancel, resume, incidents, timers, migration) use the ORM `Case`; `_save`
+    takes either."""
+
+    id: int
+    case_number: str
+    process_id: str
+    process_version_id: int
+    status: str
+    open_incidents: int
+    buffered_messages: int
+    lock_version: int
+    ended_at: datetime | None
+    status_reason: str | None
+    summary: dict[str, Any]
+    updated_at: datetime | None = field(default=None, compare=False)  # set when the step is saved; not read
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """The human-task row a completion reads (see `_P_TASK`)."""
+
+    id: int
+    case_id: int
+    task_guid: str
+    bpmn_id: str
+    name: str | None
+    role: str | None
+    assignee: str | None
+    state: str
+    closed_by: str | None
 
 
 @dataclass
@@ -220,7 +269,8 @@ class Engine:
             subs = parser.get_subprocess_specs(pv.process_id)
             self._specs[version_id] = (spec, subs)
             self._infos[version_id] = VersionInfo(pv.id, pv.process_id, pv.version, roles, names, forms,
-                                                  frozenset(m.process_id for m in closure))
+                                                  frozenset(m.process_id for m in closure),
+                                                  has_timers=spiff.has_timers(spec, subs))
 
     # versions side by side and moving cases between them: engine/versions.py
 
@@ -255,16 +305,23 @@ class Engine:
         self._ensure_calendar()
         now = self.clock.now()
         with self.db.write() as s:
-            version_id = self.latest_version_id(s, process_id)
+            conn = s.connection()
+            # one round trip on PostgreSQL; a number drawn for a process that is not deployed is
+            # given back by the rollback
+            reads = Batch()
+            reads.add(_P_LATEST_VERSION, {"pid": process_id})
+            reads.add(_P_NEXT_COUNTER, {"b_name": _case_counter(now)})
+            version, counter = (r.first() for r in reads.run(conn))
+            if version is None:
+                raise NotFound(f"no process '{process_id}' is deployed")
+            version_id = version[0]
             info = self.version_info(version_id)
             spec, subs = self._spec_bundle(version_id)
-            case = Case(
-                case_number=self._next_case_number(s, now), process_id=process_id, process_version_id=version_id,
-                status="active", open_incidents=0, buffered_messages=0, lock_version=0, started_by=actor.name,
-                started_at=now, updated_at=now, summary=summary or {}, state=b"",
-            )
-            s.add(case)
-            s.flush()
+            case_number = _case_number(now, counter[0])
+            case = CaseRow(0, case_number, process_id, version_id, "active", 0, 0, 0, None, None, summary or {})
+            case.id = _P_INSERT_CASE.first(conn, {
+                "b_number": case_number, "b_process": process_id, "b_version": version_id, "b_status": "active",
+                "b_by": actor.name, "b_at": now, "b_summary": case.summary})[0]
             step = Step(self, case, actor.name, now, info, session=s)
             workflow = BpmnWorkflow(spec, subs)
             workflow.spec_ref = version_id
@@ -277,9 +334,8 @@ class Engine:
             return CaseRef(case.id, case.case_number, case.status, case.lock_version)
 
     def _next_case_number(self, s: Session, now: datetime) -> str:
-        year = now.astimezone(SHANGHAI).year
-        value = next_counter(s, f"case:{year}")
-        return f"{year}-{value:06d}"
+        """The year's next case number: storage.counters.next_counter's statement, prepared."""
+        return _case_number(now, _P_NEXT_COUNTER.first(s.connection(), {"b_name": _case_counter(now)})[0])
 
     def complete_task(self, task_id: int, data: dict[str, Any] | None, actor: Actor,
                       expected_version: int | None = None) -> CaseRef:
@@ -367,29 +423,45 @@ class Engine:
     def _send_message(self, case_id: int, name: str, payload: dict[str, Any], actor: Actor,
                       key: str | None) -> dict[str, Any]:
         with self.db.write() as s:
-            case = self._lock_case(s, case_id)
+            conn = s.connection()
+            reads = Batch()  # one round trip on PostgreSQL: the lock, then the key under it
+            reads.add(_P_CASE if self.db.is_sqlite else _P_CASE_LOCKED, {"b_id": case_id})
             if key is not None:
-                existing = s.scalars(select(InboundMessage).where(InboundMessage.idempotency_key == key)).first()
+                reads.add(_P_MESSAGE_BY_KEY, {"b_key": key})
+            found = reads.run(conn)
+            if found[0].first() is None:
+                raise NotFound(f"案件 {case_id} 不存在")
+            case = CaseRow(*found[0].first())
+            if key is not None:
+                existing = found[1].first()
                 if existing is not None:
                     # A replay is the same message to the same case. The same key for another case
                     # or message is a sender's mistake: answering "duplicate" would drop it silently.
-                    if existing.case_id != case_id or existing.name != name:
-                        raise Conflict(f"幂等键 {key} 已用于案件 {existing.case_id} 的消息"
-                                       f"「{existing.name}」，不能再用于案件 {case_id} 的消息「{name}」")
-                    return {"id": existing.id, "delivered": existing.delivered_at is not None, "duplicate": True}
+                    old_id, old_case, old_name, delivered_at = existing
+                    if old_case != case_id or old_name != name:
+                        raise Conflict(f"幂等键 {key} 已用于案件 {old_case} 的消息"
+                                       f"「{old_name}」，不能再用于案件 {case_id} 的消息「{name}」")
+                    return {"id": old_id, "delivered": delivered_at is not None, "duplicate": True}
             if case.status in ("completed", "cancelled"):
                 raise CaseNotActive(f"案件 {case.case_number} 已{_status_label(case.status)}，不能再接收消息")
-            msg = InboundMessage(case_id=case.id, name=name, payload=payload, received_at=self.clock.now(),
-                                 received_from=actor.name, idempotency_key=key)
-            s.add(msg)
+            now = self.clock.now()
+            msg_id = _P_INSERT_MESSAGE.first(conn, {
+                "b_case_id": case.id, "b_name": name, "b_payload": payload, "b_at": now, "b_from": actor.name,
+                "b_key": key})[0]
             case.buffered_messages += 1
-            s.flush()
-            self._audit(s, case.id, actor.name, "message_received", None, name=name, message_id=msg.id)
             if case.status == "active":
                 step, wf, before_ready, before_jobs = self._open_step(s, case, actor)
+                # the audit row goes with the step's own (first, so before what the step did)
+                step.event("message_received", None, name=name, message_id=msg_id)
                 self._run(step, wf, self._deliverer(s, step))
                 self._save(s, step, wf, before_ready, before_jobs)
-            return {"id": msg.id, "delivered": msg.delivered_at is not None, "duplicate": False}
+                return {"id": msg_id, "delivered": msg_id in step.delivered, "duplicate": False}
+            # suspended: the message waits in the buffer until the case resumes
+            _P_INSERT_EVENT.execute(conn, {
+                "b_case_id": case.id, "b_at": now, "b_actor": actor.name, "b_kind": "message_received",
+                "b_task_guid": None, "b_bpmn_id": None, "b_detail": {"name": name, "message_id": msg_id}})
+            _P_BUFFERED.execute(conn, {"b_id": case.id, "b_buffered": case.buffered_messages})
+            return {"id": msg_id, "delivered": False, "duplicate": False}
 
     def cancel_case(self, case_id: int, reason: str, actor: Actor) -> None:
         self._require_manager(actor, "撤销案件")
@@ -702,13 +774,14 @@ class Engine:
             return [self._case_dict(s, c) for c in rows]
 
     def case_tasks(self, case_id: int, open_only: bool = True) -> list[dict[str, Any]]:
-        with self.db.read() as s:
-            q = (select(HumanTask, Case.case_number, Case.process_id, Case.open_incidents, Case.summary)
-                 .join(Case, Case.id == HumanTask.case_id).where(HumanTask.case_id == case_id)
-                 .order_by(HumanTask.id))
-            if open_only:
-                q = q.where(HumanTask.state == "open")
-            return [_task_row(*row) for row in s.execute(q)]
+        q = _P_CASE_TASKS_OPEN if open_only else _P_CASE_TASKS
+        with self.db.read_engine.connect() as conn:
+            rows = q.all(conn, {"b_case_id": case_id})
+        return [{
+            "id": r[0], "case_id": r[1], "case_number": r[12], "process_id": r[13], "task_guid": r[2], "bpmn_id": r[3],
+            "name": r[4], "role": r[5], "assignee": r[6], "form": r[7], "state": r[8], "created_at": r[9],
+            "closed_at": r[10], "closed_by": r[11], "case_open_incidents": r[14], "summary": r[15] or {},
+        } for r in rows]
 
     def get_case(self, case_id: int) -> dict[str, Any]:
         with self.db.read() as s:
@@ -745,22 +818,26 @@ class Engine:
                      "bpmn_id": e.bpmn_id, "detail": e.detail}
                     for e in s.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id))]
 
-    def _refresh_summary(self, s: Session, case: Case, data: dict[str, Any], new: bool) -> None:
-        """Keep the case's summary and search keys up with what its data now says."""
+    def _refresh_summary(self, s: Session, case: Case | CaseRow, data: dict[str, Any], new: bool,
+                         writes: Batch | None = None) -> None:
+        """Keep the case's summary and search keys up with what its data now says (written now, or
+        with the step's other writes when `writes` is given)."""
         before = case.summary or {}
         summary = case_summary.merged(before, case_summary.summarize(data))
         if summary == before and not new:
             return
         old_keys = set() if new else set(case_summary.search_keys(case.case_number, before))
         keys = [k for k in case_summary.search_keys(case.case_number, summary) if k not in old_keys]
-        if new:
-            case.summary = summary
-            s.flush()
-        else:
-            s.connection().execute(update(Case.__table__).where(_c.id == case.id).values(summary=summary))
+        batch = writes if writes is not None else Batch()
+        if summary != before:
+            batch.add(_P_SUMMARY, {"b_id": case.id, "b_summary": summary})
+        batch.add_many(_P_INSERT_SEARCH_KEY, [{"b_case_id": case.id, "b_key": k} for k in keys])
+        if writes is None:
+            batch.run(s.connection())
+        if isinstance(case, Case):
             set_committed_value(case, "summary", summary)
-        if keys:
-            s.connection().execute(_INSERT_SEARCH_KEY, [{"case_id": case.id, "key": k} for k in keys])
+        else:
+            case.summary = summary
 
     def _case_dict(self, s: Session, case: Case) -> dict[str, Any]:
         pv = s.get(ProcessVersion, case.process_version_id)
@@ -777,14 +854,9 @@ class Engine:
 
     @contextmanager
     def _case_step(self, *, task_id: int, actor: Actor, expected_version: int | None
-                   ) -> Iterator[tuple[Session, Step, BpmnWorkflow, HumanTask]]:
+                   ) -> Iterator[tuple[Session, Step, BpmnWorkflow, TaskRow]]:
         with self.db.write() as s:
-            ht = s.scalars(_TASK_BY_ID, {"task_id": task_id}).first()
-            if ht is None:
-                raise NotFound(f"任务 {task_id} 不存在")
-            case = self._lock_case(s, ht.case_id)
-            if not self.db.is_sqlite:
-                s.refresh(ht)  # read before the case lock; on SQLite BEGIN IMMEDIATE already held it
+            ht, case = self._lock_task_case(s, task_id)
             if ht.state != "open":
                 by = f"已由 {ht.closed_by} " if ht.closed_by else "已"
                 raise TaskNotReady(f"任务「{ht.name or ht.bpmn_id}」{by}办结或取消，无需再办")
@@ -799,7 +871,7 @@ class Engine:
                 yield s, step, wf, ht
             self._save(s, step, wf, before_ready, before_jobs)
 
-    def _open_step(self, s: Session, case: Case, actor: Actor
+    def _open_step(self, s: Session, case: Case | CaseRow, actor: Actor
                    ) -> tuple[Step, BpmnWorkflow, dict[str, Any], dict[tuple[str, str], tuple[datetime, str]]]:
         self._ensure_calendar()
         info = self.version_info(case.process_version_id)
@@ -808,8 +880,11 @@ class Engine:
         if hot is not None:
             wf, ready, jobs = hot
         else:
-            wf = self._deserialize(case)
-            ready, jobs = ready_human_tasks(wf), scheduled_jobs(wf)
+            if isinstance(case, CaseRow):
+                wf = self.serializer.deserialize_json(_P_CASE_STATE.first(s.connection(), {"b_id": case.id})[0])
+            else:
+                wf = self._deserialize(case)
+            ready, jobs = open_work(wf)
         wf.script_engine = StepScriptEngine(step, self.environment)
         return step, wf, ready, jobs
 
@@ -847,18 +922,18 @@ class Engine:
             case = step.case
             if case.buffered_messages <= 0:
                 return False
-            pending = s.scalars(select(InboundMessage).where(
-                InboundMessage.case_id == case.id, InboundMessage.delivered_at.is_(None))
-                .order_by(InboundMessage.id)).all()
+            conn = s.connection()
             delivered = False
-            for msg in pending:
+            for msg_id, name, payload in _P_PENDING_MESSAGES.all(conn, {"b_case_id": case.id}):
+                if msg_id in step.delivered:
+                    continue  # handed over earlier in this step; marked delivered by _save
                 try:
-                    wf.send_event(message_event(msg.name, msg.payload))
+                    wf.send_event(message_event(name, payload))
                 except WorkflowException:
                     continue  # not caught yet: keep it until the case waits for it
-                msg.delivered_at = step.now
                 case.buffered_messages -= 1
-                step.event("message_delivered", None, name=msg.name, message_id=msg.id)
+                step.delivered.append(msg_id)
+                step.event("message_delivered", None, name=name, message_id=msg_id)
                 delivered = True
             return delivered
 
@@ -866,40 +941,46 @@ class Engine:
 
     def _save(self, s: Session, step: Step, wf: BpmnWorkflow, before_ready: dict[str, Any],
               before_jobs: dict[tuple[str, str], tuple[datetime, str]], new: bool = False) -> None:
+        """Write what the step did: human-task and timer-job rows, incidents, outbox, audit events,
+        the summary, the instance state and the case row (checking its lock_version).
+
+        The ORM's pending rows (incidents, messages, audit rows added before the step ran) are
+        flushed first; everything else goes as one Batch of prepared statements at the end — one
+        round trip on PostgreSQL — in the order the rows must land in."""
         case = step.case
         now = step.now
         info = step.version
-        conn = s.connection()  # plain Core statements: the ORM's per-statement bookkeeping is not needed here
-        after_ready = ready_human_tasks(wf) if case.status not in ("cancelled",) else {}
+        writes = Batch()
+        after_ready, after_jobs = open_work(wf)
+        if case.status == "cancelled":
+            after_ready = {}
+        if case.status not in ACTIVE_STATUSES:
+            after_jobs = {}
+        closed = []
         for guid in before_ready.keys() - after_ready.keys():
             task = wf.get_task_from_id(UUID(guid))
             state = "completed" if task is not None and task.state == TaskState.COMPLETED else "cancelled"
-            conn.execute(_CLOSE_TASK, {"b_guid": guid, "b_state": state, "b_at": now,
-                                       "b_by": step.actor if state == "completed" else None})
+            closed.append({"b_guid": guid, "b_state": state, "b_at": now,
+                           "b_by": step.actor if state == "completed" else None})
+        writes.add_many(_P_CLOSE_TASK, closed)
         new_tasks = []
         for guid in after_ready.keys() - before_ready.keys():
             task = after_ready[guid]
             key = info.key(task)
             new_tasks.append({
-                "case_id": case.id, "task_guid": guid, "bpmn_id": task.task_spec.bpmn_id,
-                "name": task.task_spec.bpmn_name or info.names.get(key), "lane": task.task_spec.lane,
-                "role": info.roles.get(key), "form": info.forms.get(key), "state": "open", "created_at": now,
+                "b_case_id": case.id, "b_task_guid": guid, "b_bpmn_id": task.task_spec.bpmn_id,
+                "b_name": task.task_spec.bpmn_name or info.names.get(key), "b_lane": task.task_spec.lane,
+                "b_role": info.roles.get(key), "b_form": info.forms.get(key), "b_state": "open", "b_created_at": now,
             })
-        if new_tasks:
-            conn.execute(_INSERT_TASK, new_tasks)
-        after_jobs = scheduled_jobs(wf) if case.status == "active" or case.status == "suspended" else {}
+        writes.add_many(_P_INSERT_TASK, new_tasks)
         if after_jobs != before_jobs:
-            stale = [k for k in before_jobs if k not in after_jobs or after_jobs[k] != before_jobs[k]]
-            for guid, kind in stale:
-                t = TimerJob.__table__.c
-                conn.execute(delete(TimerJob.__table__).where(t.case_id == case.id, t.task_guid == guid,
-                                                              t.kind == kind))
-            new_jobs = [{"case_id": case.id, "task_guid": guid, "bpmn_id": bpmn_id, "kind": kind, "due_at": due,
-                         "attempts": 0}
-                        for (guid, kind), (due, bpmn_id) in after_jobs.items()
-                        if (guid, kind) not in before_jobs or before_jobs[(guid, kind)] != (due, bpmn_id)]
-            if new_jobs:
-                conn.execute(insert(TimerJob.__table__), new_jobs)
+            writes.add_many(_P_DELETE_JOB, [
+                {"b_case_id": case.id, "b_guid": guid, "b_kind": kind} for guid, kind in before_jobs
+                if (guid, kind) not in after_jobs or after_jobs[(guid, kind)] != before_jobs[(guid, kind)]])
+            writes.add_many(_P_INSERT_JOB, [
+                {"b_case_id": case.id, "b_task_guid": guid, "b_bpmn_id": bpmn_id, "b_kind": kind, "b_due_at": due}
+                for (guid, kind), (due, bpmn_id) in after_jobs.items()
+                if (guid, kind) not in before_jobs or before_jobs[(guid, kind)] != (due, bpmn_id)])
         for inc in step.incidents:
             existing = None
             if inc["task_guid"]:
@@ -912,42 +993,53 @@ class Engine:
                 s.add(Incident(case_id=case.id, status="open", created_at=now, retries=0, **inc))
                 case.open_incidents += 1
         self._close_recovered_incidents(s, step, wf)
-        if step.outbox:
-            conn.execute(insert(Outbox.__table__), [
-                {"case_id": case.id, "created_at": now, "due_at": now, "attempts": 0, "status": "pending", **msg}
-                for msg in step.outbox])
-        if wf.is_completed() and case.status == "active":
+        writes.add_many(_P_MESSAGE_DELIVERED, [{"b_id": msg_id, "b_at": now} for msg_id in step.delivered])
+        writes.add_many(_P_INSERT_OUTBOX, [
+            {"b_case_id": case.id, "b_topic": msg["topic"], "b_payload": msg["payload"],
+             "b_key": msg["idempotency_key"], "b_at": now}
+            for msg in step.outbox])
+        completed = wf.is_completed()
+        if completed and case.status == "active":
             case.status = "completed"
             case.ended_at = now
             step.event("case_completed", None)
-        if new or new_tasks or wf.is_completed():
-            newest = after_ready[new_tasks[-1]["task_guid"]].data if new_tasks else None
+        if new or new_tasks or completed:
+            newest = after_ready[new_tasks[-1]["b_task_guid"]].data if new_tasks else None
             self._refresh_summary(s, case, newest if newest is not None
-                                  else (wf.data if wf.is_completed() else wf.task_tree.data), new)
-        if step.events:
-            # audit rows added through the session earlier in this transaction (case_resumed,
-            # message_received) happened first: write them before the step's own events
-            s.flush()
-            conn.execute(_INSERT_EVENT, [{"case_id": case.id, "at": now, "actor": step.actor, **ev}
-                                          for ev in step.events])
+                                  else (wf.data if completed else wf.task_tree.data), new, writes)
+        # audit rows and incidents added through the session earlier in this transaction
+        # (case_resumed, message_received) happened first: they are flushed before the step's events
+        s.flush()
+        writes.add_many(_P_INSERT_EVENT, [
+            {"b_case_id": case.id, "b_at": now, "b_actor": step.actor, "b_kind": ev["kind"],
+             "b_task_guid": ev["task_guid"], "b_bpmn_id": ev["bpmn_id"], "b_detail": ev["detail"]}
+            for ev in step.events])
         state = self.serializer.serialize_json(wf).encode("utf-8")
-        if new:
-            case.state = state
-            case.updated_at = now
-            s.flush()
-            self._remember_after_commit(s, case.id, case.lock_version, wf, after_ready, after_jobs)
-            return
         old_version = case.lock_version
-        result = conn.execute(_SAVE_CASE, {
-            "b_id": case.id, "b_old": old_version, "b_state": state, "b_version": old_version + 1, "b_at": now,
-            "b_status": case.status, "b_ended": case.ended_at, "b_incidents": case.open_incidents,
-            "b_buffered": case.buffered_messages, "b_reason": case.status_reason})
-        if result.rowcount != 1:
-            raise Conflict(f"案件 {case.case_number} 已被他人同时更新，请刷新后重试")
-        # written above: mark them clean, or the ORM would write the case a second time at commit
-        set_committed_value(case, "lock_version", old_version + 1)
-        for attr in ("status", "ended_at", "open_incidents", "buffered_messages", "status_reason"):
-            set_committed_value(case, attr, getattr(case, attr))
+        if new:
+            writes.add(_P_SAVE_NEW_CASE, {
+                "b_id": case.id, "b_state": state, "b_at": now, "b_status": case.status, "b_ended": case.ended_at,
+                "b_incidents": case.open_incidents, "b_buffered": case.buffered_messages,
+                "b_reason": case.status_reason})
+        else:
+            writes.add(_P_SAVE_CASE, {
+                "b_id": case.id, "b_old": old_version, "b_state": state, "b_version": old_version + 1, "b_at": now,
+                "b_status": case.status, "b_ended": case.ended_at, "b_incidents": case.open_incidents,
+                "b_buffered": case.buffered_messages, "b_reason": case.status_reason})
+        saved = writes.run(s.connection())[-1]
+        if not new:
+            if saved.rowcount != 1:
+                raise Conflict(f"案件 {case.case_number} 已被他人同时更新，请刷新后重试")
+            if isinstance(case, Case):
+                set_committed_value(case, "lock_version", old_version + 1)
+            else:
+                case.lock_version = old_version + 1
+        case.updated_at = now
+        if isinstance(case, Case):
+            # written above: mark them clean, or the ORM would write the case a second time at commit
+            for attr in ("status", "ended_at", "open_incidents", "buffered_messages", "status_reason", "updated_at"):
+                set_committed_value(case, attr, getattr(case, attr))
+            set_committed_value(case, "state", state)
         self._remember_after_commit(s, case.id, case.lock_version, wf, after_ready, after_jobs)
 
     # hot cases: the workflow object of a case's latest committed state, so the next step on it
@@ -959,14 +1051,14 @@ class Engine:
         if self.settings.hot_cases <= 0:
             return
 
-        def remember(_session: Session) -> None:
+        def remember() -> None:
             with self._lock:
                 self._hot[case_id] = (lock_version, wf, ready, jobs)
                 self._hot.move_to_end(case_id)
                 while len(self._hot) > self.settings.hot_cases:
                     self._hot.popitem(last=False)
 
-        event.listen(s, "after_commit", remember, once=True)
+        s.info.setdefault(_AFTER_COMMIT, []).append(remember)
 
     def _take_hot(self, case: Case) -> tuple[BpmnWorkflow, dict[str, Any], dict[tuple[str, str], Any]] | None:
         with self._lock:
@@ -1001,6 +1093,18 @@ class Engine:
         if case is None:
             raise NotFound(f"案件 {case_id} 不存在")
         return case
+
+    def _lock_task_case(self, s: Session, task_id: int) -> tuple[TaskRow, CaseRow]:
+        """A human task and its case, the case locked for this step, and the task read after the
+        lock is held: a step on the case that committed meanwhile (closing this task, say) is
+        seen. On PostgreSQL both statements go in one round trip (the lock, then the read)."""
+        reads = Batch()
+        reads.add(_P_CASE_OF_TASK if self.db.is_sqlite else _P_CASE_OF_TASK_LOCKED, {"b_task_id": task_id})
+        reads.add(_P_TASK, {"b_id": task_id})
+        case_row, task_row = (r.first() for r in reads.run(s.connection()))
+        if task_row is None or case_row is None:
+            raise NotFound(f"任务 {task_id} 不存在")
+        return TaskRow(*task_row), CaseRow(*case_row)
 
     def _task_for_update(self, s: Session, task_id: int) -> HumanTask:
         q = select(HumanTask).where(HumanTask.id == task_id)
@@ -1063,20 +1167,109 @@ class Engine:
 _CASE_FOR_STEP = (select(Case).where(Case.id == bindparam("case_id")).options(defer(Case.state))
                   .execution_options(populate_existing=True))
 _CASE_FOR_STEP_LOCKED = _CASE_FOR_STEP.with_for_update()
-_TASK_BY_ID = select(HumanTask).where(HumanTask.id == bindparam("task_id")).execution_options(populate_existing=True)
 _ht = HumanTask.__table__.c
 _CLOSE_TASK = update(HumanTask.__table__).where(_ht.task_guid == bindparam("b_guid")).values(
     state=bindparam("b_state"), closed_at=bindparam("b_at"), closed_by=bindparam("b_by"))
-_INSERT_TASK = insert(HumanTask.__table__)
 _LATEST_VERSION = (select(ProcessVersion.id).where(ProcessVersion.process_id == bindparam("pid"))
                    .order_by(ProcessVersion.version.desc()).limit(1))
-_INSERT_EVENT = insert(CaseEvent.__table__)
-_INSERT_SEARCH_KEY = insert(CaseSearchKey.__table__)
 _c = Case.__table__.c
 _SAVE_CASE = update(Case.__table__).where(_c.id == bindparam("b_id"), _c.lock_version == bindparam("b_old")).values(
     state=bindparam("b_state"), lock_version=bindparam("b_version"), updated_at=bindparam("b_at"),
     status=bindparam("b_status"), ended_at=bindparam("b_ended"), open_incidents=bindparam("b_incidents"),
     buffered_messages=bindparam("b_buffered"), status_reason=bindparam("b_reason"))
+
+
+# The steps' statements, run as Prepared (compiled once per dialect, executed on the DBAPI cursor):
+_CASE_ROW_COLUMNS = [_c[f.name] for f in fields(CaseRow) if f.name != "updated_at"]
+_P_CASE = Prepared(select(*_CASE_ROW_COLUMNS).where(_c.id == bindparam("b_id")))
+_P_CASE_LOCKED = Prepared(select(*_CASE_ROW_COLUMNS).where(_c.id == bindparam("b_id")).with_for_update())
+_P_CASE_OF_TASK = Prepared(select(*_CASE_ROW_COLUMNS).where(
+    _c.id == select(_ht.case_id).where(_ht.id == bindparam("b_task_id")).scalar_subquery()))
+_P_CASE_OF_TASK_LOCKED = Prepared(select(*_CASE_ROW_COLUMNS).where(
+    _c.id == select(_ht.case_id).where(_ht.id == bindparam("b_task_id")).scalar_subquery()).with_for_update())
+_P_CASE_STATE = Prepared(select(_c.state).where(_c.id == bindparam("b_id")))
+_P_TASK = Prepared(select(*(_ht[f.name] for f in fields(TaskRow))).where(_ht.id == bindparam("b_id")))
+_P_LATEST_VERSION = Prepared(_LATEST_VERSION)
+_P_NEXT_COUNTER = Prepared(lambda dialect: (pg_insert if dialect == "postgresql" else sqlite_insert)(Counter.__table__)
+                           .values(name=bindparam("b_name"), value=1)
+                           .on_conflict_do_update(index_elements=[Counter.__table__.c.name],
+                                                  set_={"value": Counter.__table__.c.value + 1})
+                           .returning(Counter.__table__.c.value))
+_P_INSERT_CASE = Prepared(insert(Case.__table__).values(
+    case_number=bindparam("b_number"), process_id=bindparam("b_process"), process_version_id=bindparam("b_version"),
+    status=bindparam("b_status"), open_incidents=0, buffered_messages=0, lock_version=0, started_by=bindparam("b_by"),
+    started_at=bindparam("b_at"), updated_at=bindparam("b_at"), summary=bindparam("b_summary"), state=b"",
+).returning(_c.id))
+_P_SAVE_CASE = Prepared(_SAVE_CASE)
+_P_SAVE_NEW_CASE = Prepared(update(Case.__table__).where(_c.id == bindparam("b_id")).values(
+    state=bindparam("b_state"), updated_at=bindparam("b_at"), status=bindparam("b_status"),
+    ended_at=bindparam("b_ended"), open_incidents=bindparam("b_incidents"), buffered_messages=bindparam("b_buffered"),
+    status_reason=bindparam("b_reason")))
+_P_BUFFERED = Prepared(update(Case.__table__).where(_c.id == bindparam("b_id")).values(
+    buffered_messages=bindparam("b_buffered")))
+_P_SUMMARY = Prepared(update(Case.__table__).where(_c.id == bindparam("b_id")).values(summary=bindparam("b_summary")))
+_P_INSERT_SEARCH_KEY = Prepared(insert(CaseSearchKey.__table__).values(
+    case_id=bindparam("b_case_id"), key=bindparam("b_key")).inline())
+_P_CLOSE_TASK = Prepared(_CLOSE_TASK)
+_HT_INSERTED = ("case_id", "task_guid", "bpmn_id", "name", "lane", "role", "form", "state", "created_at")
+_P_INSERT_TASK = Prepared(insert(HumanTask.__table__).values({n: bindparam(f"b_{n}") for n in _HT_INSERTED}).inline())
+_EVENT_INSERTED = ("case_id", "at", "actor", "kind", "task_guid", "bpmn_id", "detail")
+_P_INSERT_EVENT = Prepared(insert(CaseEvent.__table__).values({n: bindparam(f"b_{n}") for n in _EVENT_INSERTED})
+                           .inline())
+_tj = TimerJob.__table__.c
+_P_DELETE_JOB = Prepared(delete(TimerJob.__table__).where(
+    _tj.case_id == bindparam("b_case_id"), _tj.task_guid == bindparam("b_guid"), _tj.kind == bindparam("b_kind")))
+_P_INSERT_JOB = Prepared(insert(TimerJob.__table__).values(
+    case_id=bindparam("b_case_id"), task_guid=bindparam("b_task_guid"), bpmn_id=bindparam("b_bpmn_id"),
+    kind=bindparam("b_kind"), due_at=bindparam("b_due_at"), attempts=0).inline())
+_P_INSERT_OUTBOX = Prepared(insert(Outbox.__table__).values(
+    case_id=bindparam("b_case_id"), topic=bindparam("b_topic"), payload=bindparam("b_payload"),
+    idempotency_key=bindparam("b_key"), created_at=bindparam("b_at"), due_at=bindparam("b_at"), attempts=0,
+    status="pending").inline())
+_im = InboundMessage.__table__.c
+_P_MESSAGE_BY_KEY = Prepared(select(_im.id, _im.case_id, _im.name, _im.delivered_at)
+                             .where(_im.idempotency_key == bindparam("b_key")))
+_P_INSERT_MESSAGE = Prepared(insert(InboundMessage.__table__).values(
+    case_id=bindparam("b_case_id"), name=bindparam("b_name"), payload=bindparam("b_payload"),
+    received_at=bindparam("b_at"), received_from=bindparam("b_from"), idempotency_key=bindparam("b_key"),
+).returning(_im.id))
+_P_PENDING_MESSAGES = Prepared(select(_im.id, _im.name, _im.payload).where(
+    _im.case_id == bindparam("b_case_id"), _im.delivered_at.is_(None)).order_by(_im.id))
+_P_MESSAGE_DELIVERED = Prepared(update(InboundMessage.__table__).where(_im.id == bindparam("b_id")).values(
+    delivered_at=bindparam("b_at")))
+_CASE_TASK_COLUMNS = ("id", "case_id", "task_guid", "bpmn_id", "name", "role", "assignee", "form", "state",
+                      "created_at", "closed_at", "closed_by")
+_CASE_TASKS_QUERY = (select(*(_ht[n] for n in _CASE_TASK_COLUMNS), _c.case_number, _c.process_id, _c.open_incidents,
+                            _c.summary)
+                     .join_from(HumanTask.__table__, Case.__table__, _c.id == _ht.case_id)
+                     .where(_ht.case_id == bindparam("b_case_id")).order_by(_ht.id))
+_P_CASE_TASKS = Prepared(_CASE_TASKS_QUERY)
+_P_CASE_TASKS_OPEN = Prepared(_CASE_TASKS_QUERY.where(_ht.state == "open"))
+
+
+# Work to do once a session's transaction has committed (the hot cache), kept in `session.info`:
+# one listener for every session instead of one registered per step (registering costs more).
+_AFTER_COMMIT = "onewindow_after_commit"
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for callback in session.info.pop(_AFTER_COMMIT, ()):
+        callback()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_after_commit(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None:  # the whole transaction, not a savepoint: its work is gone
+        session.info.pop(_AFTER_COMMIT, None)
+
+
+def _case_counter(now: datetime) -> str:
+    return f"case:{now.astimezone(SHANGHAI).year}"
+
+
+def _case_number(now: datetime, value: int) -> str:
+    return f"{now.astimezone(SHANGHAI).year}-{value:06d}"
 
 
 def _check_data(data: Any) -> dict[str, Any]:

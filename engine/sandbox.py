@@ -13,21 +13,44 @@ compiled by RestrictedPython with a stricter policy:
 * `**`, `<<`, `*`, `+`, `%`, `pow()`, f-string widths and the size-multiplying methods of str,
   bytes and list (`ljust`, `replace`, `join`, `extend` …) are guarded, and `math` offers only
   functions that finish quickly, so no single operation can allocate gigabytes or run for
-  minutes inside C code where the deadline cannot reach it.
+  minutes inside C code where the deadline cannot reach it;
+* builtins that C code runs per item (`map`, `filter`, the `key` of `sorted`/`min`/`max`/
+  `list.sort`, `sum`) tick per call, so `list(map(sum, [range(10**6)] * 10**6))` stops at the
+  time limit too; `pow(a, b, m)` with a huge exponent and modulus is refused;
+* `str()`, `repr()`, `print()`, f-string fields and `%` formatting of a container first count
+  what they would walk, repeated references included: `str([big_list] * 10**6)` is refused
+  instead of building gigabytes of text inside one C call;
+* memory: the ticks also read the process's resident size (at most every 2 ms, from
+  /proc/self/statm) and stop the scripts of a step that has grown it by more than
+  `MAX_SCRIPT_MEMORY_MB` (256 MB; `ONEWINDOW_SCRIPT_MEMORY_MB`, 0 turns it off) with
+  `ScriptMemoryExceeded` ("脚本内存超过上限 256 MB …", a script_error incident on the task) — many
+  small allocations adding up within the time limit (a loop appending lists, nested
+  comprehensions). What the script built is dropped at once (its scope is cleared, task data it
+  grew in place is replaced by a note) and given back to the operating system (malloc_trim) when
+  the step ends.
 
 What a script leaves in task data must be storable (JSON-like); anything else is refused with
 the variable's name rather than failing later when the case is saved.
 
-Not covered in-process: many individually small allocations adding up within the time limit.
-That needs an OS limit (RLIMIT_AS on a worker process), see notes §9.
+Limits of the memory check: the figure is the whole process's, so in a multi-threaded web
+process concurrent steps share the allowance (it guards against runaway scripts; it is not an
+accountant). The backstop is the OS: `onewindow worker --memory-limit MB` sets RLIMIT_AS, so an
+allocation no tick sees ends in MemoryError (an incident) instead of the OOM killer. Not bounded
+in-process: CPU spent inside one C call on an aliased structure the script built cheaply
+(hashing a tuple holding a million references to one big tuple, comparing two such lists) —
+a hard per-step CPU bound would need the step in a child process.
 
 The same compiler is the deploy-time lint: what it rejects is reported with its line.
 """
 from __future__ import annotations
 
 import ast
+import ctypes
+import ctypes.util
+import gc
 import math
 import operator
+import os
 import re
 import threading
 import time
@@ -61,6 +84,27 @@ MAX_RANGE = 1_000_000
 MAX_STORED_VALUES = 1_000_000  # values a script may leave in case data, counted through nested lists
 MAX_SEQUENCE = 1_000_000
 MAX_POW_BITS = 100_000
+# pow(a, b, m) costs about b.bit_length() × m.bit_length()² steps (measured ~4e-12 s each): ~1 s here
+MAX_MODPOW_COST = 2 * 10 ** 11
+MAX_RENDERED_VALUES = 1_000_000  # values str()/repr()/f-strings may walk in a container, aliases counted
+
+
+def _env_mb(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: give a whole number of megabytes (0 turns the limit off)") from None
+    if value < 0:
+        raise ValueError(f"{name}={raw!r}: give a whole number of megabytes (0 turns the limit off)")
+    return value
+
+
+# How much one engine step's scripts may grow the process's resident memory (MB; 0: no limit).
+MAX_SCRIPT_MEMORY_MB = _env_mb("ONEWINDOW_SCRIPT_MEMORY_MB", 256)
+MEMORY_CHECK_SECONDS = 0.002  # the ticks read the resident size at most this often
 MAX_INT_BITS = 1_000_000  # a product of two ints may not exceed this (about 300 000 digits)
 # The math functions a script may use: all finish in microseconds whatever their arguments
 # (factorial, comb, perm, prod and lcm are left out: with large ints they run for minutes in C).
@@ -87,30 +131,114 @@ class SandboxViolation(Exception):
     """A script tried something the sandbox forbids at run time (huge allocation, …)."""
 
 
+class ScriptMemoryExceeded(SandboxViolation):
+    """The scripts of an engine step grew the process's memory past the limit."""
+
+
 # ---------------------------------------------------------------------------- step deadline
 
 _local = threading.local()
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def resident_bytes() -> int:
+    """The process's resident memory now (Linux: /proc/self/statm, a few microseconds); elsewhere the
+    peak from getrusage, which only grows but still trips the limit."""
+    try:
+        fd = os.open("/proc/self/statm", os.O_RDONLY)
+        try:
+            return int(os.read(fd, 128).split()[1]) * _PAGE
+        finally:
+            os.close(fd)
+    except (OSError, IndexError, ValueError):
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _libc_trim() -> Callable[[], Any] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    return lambda: trim(0)
+
+
+_trim = _libc_trim()
+
+
+def release_memory() -> None:
+    """Give freed memory back to the operating system (glibc keeps freed heap otherwise)."""
+    gc.collect()
+    if _trim is not None:
+        _trim()
 
 
 @contextmanager
-def step_deadline(seconds: float) -> Iterator[None]:
-    """Scripts run inside this block stop once `seconds` have passed."""
-    previous = getattr(_local, "deadline", None)
-    _local.deadline = time.monotonic() + seconds
+def step_deadline(seconds: float, memory_mb: float | None = None) -> Iterator[None]:
+    """Scripts run inside this block stop once `seconds` have passed, or once they have grown the
+    process's resident memory by more than `memory_mb` (default MAX_SCRIPT_MEMORY_MB; 0: no limit)."""
+    saved = {name: getattr(_local, name, None)
+             for name in ("check_at", "deadline", "limit", "mem_limit", "mem_base", "mem_tripped")}
+    mb = MAX_SCRIPT_MEMORY_MB if memory_mb is None else memory_mb
+    now = time.monotonic()
+    _local.deadline = now + seconds
     _local.limit = seconds
+    _local.mem_limit = int(mb * 2 ** 20) if mb and mb > 0 else None
+    _local.mem_base = resident_bytes() if _local.mem_limit else 0
+    _local.mem_tripped = False
+    _local.check_at = min(_local.deadline, now + MEMORY_CHECK_SECONDS) if _local.mem_limit else _local.deadline
     try:
         yield
     finally:
-        _local.deadline = previous
+        tripped = _local.mem_tripped
+        for name, value in saved.items():
+            setattr(_local, name, value)
+        if tripped:
+            release_memory()  # what the stopped script built is garbage now: give it back
 
 
 def check_deadline() -> None:
-    deadline = getattr(_local, "deadline", None)
-    if deadline is not None and time.monotonic() > deadline:
+    """The tick: one clock read and a comparison, except every MEMORY_CHECK_SECONDS (and at the end)."""
+    check_at = getattr(_local, "check_at", None)
+    if check_at is not None and time.monotonic() >= check_at:
+        _check_limits()
+
+
+def _check_limits() -> None:
+    now = time.monotonic()
+    if now > _local.deadline:
         raise StepTimeLimitExceeded(
             f"engine step ran longer than its limit of {getattr(_local, 'limit', 0):g} s "
             "(an endless loop in a script?)"
         )
+    if _local.mem_limit is None:
+        _local.check_at = _local.deadline
+        return
+    _local.check_at = min(_local.deadline, now + MEMORY_CHECK_SECONDS)
+    _check_memory()
+
+
+def _check_memory() -> None:
+    limit, base = _local.mem_limit, _local.mem_base
+    grown = resident_bytes() - base
+    if grown <= limit:
+        return
+    # Over: maybe only garbage a script already dropped (an earlier one stopped in this step) that
+    # the allocator has not handed back. Trim, look again, and stop only what really holds it.
+    release_memory()
+    grown = resident_bytes() - base
+    if grown <= limit:
+        return
+    _local.mem_tripped = True
+    raise ScriptMemoryExceeded(
+        f"脚本内存超过上限 {limit / 2 ** 20:g} MB: the scripts of this engine step grew the process by "
+        f"{grown / 2 ** 20:.0f} MB (keep less data in memory, or raise ONEWINDOW_SCRIPT_MEMORY_MB)"
+    )
 
 
 _tick_ = check_deadline
@@ -136,6 +264,122 @@ def _getiter_(obj: Any) -> Iterator[Any]:
     return _TickingIterator(iter(obj))
 
 
+def _ticking(fn: Any) -> Any:
+    """A function that checks the deadline (and memory) before each call: for callables that C code
+    calls per item (`map(sum, …)`, `sorted(…, key=list)`), where no loop of the script ticks."""
+    if fn is None or not callable(fn):
+        return fn
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        check_deadline()
+        return fn(*args, **kwargs)
+
+    return call
+
+
+def _keyed(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """sorted/min/max whose `key` ticks."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        check_deadline()
+        if kwargs.get("key") is not None:
+            kwargs["key"] = _ticking(kwargs["key"])
+        return fn(*args, **kwargs)
+
+    call.__name__ = fn.__name__
+    return call
+
+
+def _map(function: Any, *iterables: Any) -> Iterator[Any]:
+    return map(_ticking(function), *iterables)
+
+
+def _filter(function: Any, iterable: Any) -> Iterator[Any]:
+    return filter(_ticking(function), iterable)
+
+
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def _exceeds(value: Any, budget: int) -> bool:
+    """True if walking `value` means visiting more than `budget` values and characters, counted
+    through aliases (`[big] * 10**6` is a short list holding a million copies of big)."""
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, (str, bytes)):
+            budget -= len(current)
+        elif isinstance(current, _CONTAINERS):
+            budget -= len(current) + 1
+            if budget >= 0:
+                if isinstance(current, dict):
+                    pending.extend(current.keys())
+                    pending.extend(current.values())
+                else:
+                    pending.extend(current)
+        else:
+            budget -= 1
+        if budget < 0:
+            return True
+    return False
+
+
+def _check_rendered(value: Any, what: str = "str()") -> None:
+    """Refuse to turn a container into text when that means walking more than MAX_RENDERED_VALUES
+    values or characters, aliases counted: one C call would build it, out of reach of every tick."""
+    if isinstance(value, _CONTAINERS) and _exceeds(value, MAX_RENDERED_VALUES):
+        raise SandboxViolation(f"{what} of a {type(value).__name__} holding more than {MAX_RENDERED_VALUES} "
+                               "values or characters (repeated references counted) is too large for a script")
+
+
+OVERSIZED = "（已清除：脚本超出内存上限时此值过大 — removed: too large when its script ran out of memory）"
+
+
+def _drop_oversized(context: dict[str, Any]) -> None:
+    """After a script ran out of memory, task data it grew in place (`items.append(...)` on a list
+    from the case) would be saved with the case — gigabytes of JSON. Such values are replaced by
+    a note; the task's incident says what happened."""
+    for key, value in list(context.items()):
+        if isinstance(value, _CONTAINERS) and _exceeds(value, 4 * MAX_STORED_VALUES):
+            context[key] = OVERSIZED
+
+
+class _BuiltinWrapper(type):
+    """The metaclass of `str` as scripts see it: `isinstance(x, str)` still answers for real strings."""
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, cls.wrapped)
+
+    def __subclasscheck__(cls, sub: type) -> bool:
+        return issubclass(sub, cls.wrapped)
+
+
+class _GuardedStr(str, metaclass=_BuiltinWrapper):
+    """`str(x)` refuses containers too large to render; what it returns is a plain str."""
+
+    wrapped = str
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if args:
+            _check_rendered(args[0])
+        return str(*args, **kwargs)
+
+
+_GuardedStr.__name__ = _GuardedStr.__qualname__ = "str"
+
+
+def _repr(value: Any) -> str:
+    _check_rendered(value, "repr()")
+    return repr(value)
+
+
+class _GuardedPrint(PrintCollector):
+    def _call_print(self, *objects: Any, **kwargs: Any) -> None:
+        for obj in objects:
+            _check_rendered(obj, "print()")
+        super()._call_print(*objects, **kwargs)
+
+
 # ---------------------------------------------------------------------------- guarded operators
 
 def _short(value: Any) -> str:
@@ -158,6 +402,10 @@ def _pow_(a: Any, b: Any, *mod: Any) -> Any:
     if (not mod and isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1
             and b * max(a.bit_length(), 1) > MAX_POW_BITS):
         raise SandboxViolation(f"{_short(a)} ** {_short(b)} is too large for a script")
+    if (mod and isinstance(b, int) and isinstance(mod[0], int) and b > 0
+            and b.bit_length() * max(mod[0].bit_length(), 64) ** 2 > MAX_MODPOW_COST):
+        # modular exponentiation runs in C: a 4000-bit exponent and modulus take 0.4 s, 100 000 bits hours
+        raise SandboxViolation(f"pow({_short(a)}, {_short(b)}, {_short(mod[0])}) is too much work for a script")
     return pow(a, b, *mod)
 
 
@@ -206,6 +454,8 @@ def _mod_(a: Any, b: Any) -> Any:
             for arg in (b if isinstance(b, tuple) else (b,)):
                 if isinstance(arg, int):
                     _check_size(arg)
+        for arg in (b if isinstance(b, tuple) else b.values() if isinstance(b, dict) else (b,)):
+            _check_rendered(arg, "% formatting")
     return a % b
 
 
@@ -213,7 +463,8 @@ _SPEC_NUMBER = re.compile(r"\d+")
 
 
 def _format_(value: Any, conversion: int, spec: str) -> str:
-    """An f-string field with a format spec (`f"{x:>{width}}"`); huge widths are refused."""
+    """An f-string field (`f"{x:>{width}}"`): huge widths and huge containers are refused."""
+    _check_rendered(value, "an f-string field")
     if conversion == ord("r"):
         value = repr(value)
     elif conversion == ord("s"):
@@ -259,6 +510,11 @@ def _guarded_method(receiver: Any, name: str) -> Callable[..., Any]:
     method = getattr(receiver, name)
 
     def call(*args: Any, **kwargs: Any) -> Any:
+        if name == "sort":
+            check_deadline()
+            if kwargs.get("key") is not None:
+                kwargs["key"] = _ticking(kwargs["key"])
+            return method(*args, **kwargs)
         if name in ("join", "extend"):
             items = list(args[0]) if args else []
             if name == "join":
@@ -276,7 +532,7 @@ def _guarded_method(receiver: Any, name: str) -> Callable[..., Any]:
 def _is_guarded(cls: type, name: str) -> bool:
     if issubclass(cls, (str, bytes)):
         return name in _SIZED_METHODS or name == "join"
-    return issubclass(cls, list) and name == "extend"
+    return issubclass(cls, list) and name in ("extend", "sort")
 
 
 def _unbound_method(cls: type, name: str) -> Callable[..., Any]:
@@ -310,7 +566,9 @@ def _getattr_(obj: Any, name: str, *default: Any) -> Any:
 
 
 def _sum(iterable: Any, start: Any = 0) -> Any:
-    """sum(), except that adding up lists (`sum(lists, [])`) may not build a huge list in C."""
+    """sum(), except that adding up lists (`sum(lists, [])`) may not build a huge list in C; ticks, as
+    C code may call it per item (`map(sum, …)`)."""
+    check_deadline()
     if isinstance(start, _SEQUENCES):
         items = list(iterable)
         _check_size(len(start) + sum(len(x) for x in items if isinstance(x, _SEQUENCES)))
@@ -393,10 +651,9 @@ class OneWindowPolicy(RestrictingNodeTransformer):
 
     def visit_FormattedValue(self, node: ast.FormattedValue) -> Any:
         node = super().visit_FormattedValue(node)
-        if node.format_spec is None:
-            return node
+        spec = node.format_spec if node.format_spec is not None else ast.Constant("")
         call = ast.Call(func=ast.Name("_format_", ast.Load()),
-                        args=[node.value, ast.Constant(node.conversion), node.format_spec], keywords=[])
+                        args=[node.value, ast.Constant(node.conversion), spec], keywords=[])
         node.value = ast.fix_missing_locations(ast.copy_location(call, node.value))
         node.conversion = -1
         node.format_spec = None
@@ -472,6 +729,12 @@ def _builtins() -> dict[str, Any]:
     b["range"] = _range
     b["sum"] = _sum
     b["pow"] = _pow_
+    b["map"] = _map
+    b["filter"] = _filter
+    for name in ("sorted", "min", "max"):
+        b[name] = _keyed(b[name])
+    b["str"] = _GuardedStr
+    b["repr"] = _repr
     b["math"] = _safe_math()
     for name in FORBIDDEN_NAMES:
         b.pop(name, None)
@@ -496,7 +759,7 @@ def base_globals(helpers: dict[str, Any]) -> dict[str, Any]:
         "_write_": full_write_guard,
         "_inplacevar_": _inplacevar_,
         "_apply_": _apply_,
-        "_print_": PrintCollector,
+        "_print_": _GuardedPrint,
         "_tick_": _tick_,
         "_pow_": _pow_,
         "_lshift_": _lshift_,
@@ -541,7 +804,10 @@ class SandboxEnvironment(TaskDataEnvironment):
         if external_context:
             scope.update(external_context)
         scope.update(context)
-        return eval(code, scope)  # restricted code object, guarded globals
+        try:
+            return eval(code, scope)  # restricted code object, guarded globals
+        finally:
+            scope.clear()  # nothing it built outlives it (an error's traceback would keep it)
 
     def execute(self, script: str, context: dict[str, Any], external_context: Any = None) -> bool:
         self.check_for_overwrite(context, external_context or {})
@@ -550,7 +816,15 @@ class SandboxEnvironment(TaskDataEnvironment):
         if external_context:
             scope.update(external_context)
         scope.update(context)
-        exec(code, scope)  # noqa: S102 — restricted code object, guarded globals
+        try:
+            exec(code, scope)  # noqa: S102 — restricted code object, guarded globals
+        except BaseException as err:
+            if isinstance(err, MemoryError | ScriptMemoryExceeded):
+                _drop_oversized(context)
+            # what the script built goes now, not when the error's traceback (which SpiffWorkflow
+            # keeps for a while, and which holds the script's frames) is gone
+            scope.clear()
+            raise
         external = external_context or {}
         for key in [k for k in context if k not in scope]:
             del context[key]

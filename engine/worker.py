@@ -7,6 +7,8 @@ can run side by side and every job still fires once.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import socket
@@ -16,6 +18,8 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from domain.errors import TransientError
+from engine import sandbox
 from engine.runtime import Engine, JobRun
 
 log = logging.getLogger("onewindow.worker")
@@ -25,6 +29,60 @@ Sender = Callable[[dict[str, Any], str], None]
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class MemoryLimitError(ValueError):
+    """The address-space limit asked for cannot be set (too small, or not supported here)."""
+
+
+def address_space_bytes() -> int:
+    """The process's virtual size now (Linux: /proc/self/statm); 0 where it cannot be read."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+MIN_HEADROOM_MB = 256
+RELEASE_AFTER_MB = 64  # a pass that grew the worker by more gives freed memory back (malloc_trim)
+
+
+def limit_memory(mb: int) -> int:
+    """Cap this process's address space at `mb` MB (RLIMIT_AS), the backstop behind the script
+    sandbox's memory check: an allocation the sandbox's ticks cannot see (one C call building a
+    huge object) then fails with MemoryError — an incident on its case — instead of growing the
+    worker until the kernel's OOM killer ends it, or a neighbour. Returns the limit in bytes.
+
+    The limit counts virtual memory, which is more than the resident size (thread stacks, shared
+    libraries, malloc arenas): it must leave MIN_HEADROOM_MB above what the worker maps already.
+    glibc's per-thread malloc arenas (64 MB of address space each) are capped at two so threads do
+    not eat the allowance.
+    """
+    import resource
+
+    if mb <= 0:
+        raise MemoryLimitError(f"--memory-limit {mb}: give a number of megabytes above 0")
+    limit = mb * 2 ** 20
+    now = address_space_bytes()
+    if now and limit < now + MIN_HEADROOM_MB * 2 ** 20:
+        need = (now >> 20) + MIN_HEADROOM_MB
+        raise MemoryLimitError(f"--memory-limit {mb} MB is too small: this worker already maps {now >> 20} MB of "
+                               f"address space; give at least {need} MB (1024 or more is usual)")
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY and limit > hard:
+        raise MemoryLimitError(f"--memory-limit {mb} MB is above this process's hard limit of {hard >> 20} MB")
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ValueError, OSError) as err:
+        raise MemoryLimitError(f"--memory-limit {mb} MB cannot be set: {err}") from None
+    log.info("address space limited to %d MB (RLIMIT_AS)", mb)
+    return limit
 
 
 class Worker:
@@ -40,7 +98,19 @@ class Worker:
         self._scheduler: BackgroundScheduler | BlockingScheduler | None = None
 
     def run_due(self) -> JobRun:
-        """Work every due job now (until none is left), then the outbox; one pass of the worker."""
+        """Work every due job now (until none is left), then the outbox; one pass of the worker.
+
+        A pass that left the process much bigger (a script stopped by MemoryError under
+        `--memory-limit`, say) hands the freed memory back to the operating system at its end.
+        """
+        before = sandbox.resident_bytes()
+        try:
+            return self._run_due()
+        finally:
+            if sandbox.resident_bytes() - before > RELEASE_AFTER_MB * 2 ** 20:
+                sandbox.release_memory()
+
+    def _run_due(self) -> JobRun:
         total = JobRun()
         while True:
             run = self.engine.run_due_jobs(self.name)
@@ -69,14 +139,16 @@ class Worker:
         scheduler.add_job(self._safe(self.run_due), id="due_jobs", **common)
         scheduler.add_job(self._safe(self.deliver_outbox), id="outbox", **common)
         for job_id, seconds, fn in self.periodic:
-            scheduler.add_job(self._safe(fn), id=job_id, trigger="interval", seconds=seconds, max_instances=1,
+            scheduler.add_job(self._safe(fn, job_id), id=job_id, trigger="interval", seconds=seconds, max_instances=1,
                               coalesce=True)
 
     @staticmethod
-    def _safe(fn: Callable[[], Any]) -> Callable[[], None]:
+    def _safe(fn: Callable[[], Any], name: str | None = None) -> Callable[[], None]:
         def run() -> None:
             try:
                 fn()
+            except TransientError as err:  # a department down (the court-order poll): one line, not a traceback
+                log.warning("%s: %s; will try again at the next interval", name or fn.__name__, err)
             except Exception:  # noqa: BLE001 — a database hiccup must not kill the worker
                 log.exception("worker pass failed; will try again at the next interval")
 

@@ -114,6 +114,9 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_status_started", "status", "started_at"),
         Index("ix_cases_version_status", "process_version_id", "status"),
+        # the running cases of every version, without walking the finished ones (the task list's
+        # business names count them on every page; migration checks)
+        Index("ix_cases_status_version", "status", "process_version_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -145,6 +148,11 @@ class HumanTask(Base):
         Index("ix_human_task_open_role", "state", "role", "created_at", "id"),
         Index("ix_human_task_open_assignee", "state", "assignee", "created_at", "id"),
         Index("ix_human_task_case", "case_id", "state"),
+        # a post's unclaimed tasks, oldest first: the task list's pages and its counts per post read
+        # only these (small: open tasks, not the millions closed), the counts from the index alone
+        Index("ix_human_task_unclaimed", "role", "created_at", "id",
+              postgresql_where=text("state = 'open' AND assignee IS NULL"),
+              sqlite_where=text("state = 'open' AND assignee IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -274,3 +274,16 @@ def test_module_functions_delegate_to_default(default_calendar: WorkdayCalendar)
     workcal.set_overrides({date(2026, 10, 8): False})
     assert default_calendar.overrides == {date(2026, 10, 8): False}
     assert workcal.add_workdays("2026-09-30", 1) == "2026-10-09"
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.dates(date(2023, 6, 1), date(2028, 6, 30)), b=st.dates(date(2023, 6, 1), date(2028, 6, 30)),
+       extra=st.dictionaries(st.dates(date(2024, 1, 1), date(2027, 12, 31)), st.booleans(), max_size=6))
+def test_counting_working_days_agrees_with_walking_day_by_day(a: date, b: date, extra: dict[date, bool]) -> None:
+    cal = WorkdayCalendar(extra)
+    lo, hi = min(a, b), max(a, b)
+    walked = sum(cal.is_workday(lo + timedelta(days=i)) for i in range(1, (hi - lo).days + 1))
+    assert cal.workdays_between(a, b) == (walked if a <= b else -walked)
+    cal.set_overrides({})  # a replaced override table is taken into account at once
+    walked = sum(cal.is_workday(lo + timedelta(days=i)) for i in range(1, (hi - lo).days + 1))
+    assert cal.workdays_between(lo, hi) == walked

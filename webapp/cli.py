@@ -163,11 +163,22 @@ def resolve_incident(incident_id: int, comment: str, result: str | None, actor: 
 @main.command()
 @click.option("--interval", default=2.0, show_default=True, help="Seconds between polls.")
 @click.option("--once", is_flag=True, help="Do what is due now, then exit.")
-def worker(interval: float, once: bool) -> None:
+@click.option("--memory-limit", "memory_limit", type=click.IntRange(min=1), default=None,
+              envvar="ONEWINDOW_WORKER_MEMORY_LIMIT_MB", metavar="MB",
+              help="Cap the worker's address space (RLIMIT_AS) at MB megabytes: a runaway script allocation "
+                   "then ends in MemoryError, an incident on its case, instead of the OOM killer "
+                   "(env ONEWINDOW_WORKER_MEMORY_LIMIT_MB; 1024 or more).")
+def worker(interval: float, once: bool, memory_limit: int | None) -> None:
     """Fire timers, retry service calls and deliver the outbox (run one or more)."""
+    from engine.worker import MemoryLimitError, limit_memory
     from webapp.wiring import build_worker
 
     w = build_worker(_engine(), interval=interval)
+    if memory_limit is not None:
+        try:
+            limit_memory(memory_limit)
+        except MemoryLimitError as err:
+            raise click.ClickException(str(err)) from None
     if once:
         run = w.run_due()
         out = w.deliver_outbox()

@@ -91,7 +91,9 @@ class WorldBuilder:
         now = self.engine.clock.now()
         made = []
         with self.engine.db.write() as s:
-            for i in range(count):
+            first = self.n
+            self.n += count  # a builder never hands out a unit twice, however often it is asked
+            for i in range(first, first + count):
                 number, owner = self.unit(i), self.person(10_000 + i)
                 register.add_unit(s, number, address=f"杭州市西湖区仿真路{i // 40 + 1}号{(i % 40) // 8 + 1}幢"
                                                        f"{i % 8 + 1}01室", use="residential", now=now,
@@ -105,7 +107,8 @@ class WorldBuilder:
     def sale_contracts(self, count: int) -> list[tuple[str, str, Party, Party]]:
         housing = self.engine.services.housing
         made = []
-        for i, (number, seller) in enumerate(self.owned_units(count)):
+        first = self.n
+        for i, (number, seller) in enumerate(self.owned_units(count), start=first):
             buyer = self.person(20_000 + i, region="330102")
             contract_no = f"SIM3301-{self.today.year}-{i + 1:06d}"
             housing.add_sale_contract(SaleContract(
@@ -142,8 +145,9 @@ def world_for(process: str, builder: WorldBuilder, count: int) -> World:
                 with engine.db.write() as s:
                     register.register_mortgage(s, number, mortgagee=OLD_BANK, amount="500000", term_start="2016-01-01",
                                                term_end="2036-01-01", case_number=MIGRATION, now=now)
-                starts.append({"unit_number": number, "mortgagee": OLD_BANK,
-                               "mortgage_certificate_no": f"浙(2016)杭州市不动产证明第{i + 1:07d}号",
+                # imported from the old paper register: no certificate number on record, so the
+                # applicant names the mortgage by its mortgagee alone (one per unit here)
+                starts.append({"unit_number": number, "mortgagee": OLD_BANK, "mortgage_certificate_no": "",
                                "applicant_phone": owner.phone})
             elif process == "seizure":
                 starts.append({"order_id": "", "court": "杭州市西湖区人民法院",

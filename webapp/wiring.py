@@ -5,7 +5,10 @@ One place, so the web app, the CLI and the worker all talk to the same departmen
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, func, select, text
@@ -14,7 +17,7 @@ from adapters.court import CourtOrder
 from adapters.factory import departments
 from domain import deadlines, register
 from domain.clock import SHANGHAI, Clock
-from engine import Engine
+from engine import Engine, EngineSettings
 from engine.errors import CaseNotActive
 from engine.runtime import SYSTEM, Actor
 from engine.worker import Worker
@@ -26,9 +29,40 @@ from storage.models import Counter
 log = logging.getLogger("onewindow.wiring")
 
 
-def build_engine(database_url: str | None = None, clock: Clock | None = None) -> Engine:
+# EngineSettings a deployment may change from the environment: variable -> (field, type)
+SETTINGS_VARIABLES: dict[str, tuple[str, type]] = {
+    "ONEWINDOW_STEP_TIME_LIMIT": ("step_time_limit", float),  # seconds of script and handler time per step
+    "ONEWINDOW_DEFAULT_RETRIES": ("default_retries", int),  # service retries when the diagram names none
+    "ONEWINDOW_RETRY_DELAY": ("retry_delay", float),  # seconds before the first retry
+    "ONEWINDOW_RETRY_BACKOFF_BASE": ("retry_backoff_base", int),
+    "ONEWINDOW_RETRY_MAX_DELAY": ("retry_max_delay", float),
+    "ONEWINDOW_JOB_LOCK_SECONDS": ("job_lock_seconds", float),  # a dead worker's claimed jobs return after this
+}
+
+
+def engine_settings(env: Mapping[str, str] = os.environ) -> EngineSettings:
+    """EngineSettings with what ONEWINDOW_STEP_TIME_LIMIT, …_RETRY_DELAY, …_JOB_LOCK_SECONDS etc. say
+    (unset: the engine's defaults). Every process of an office (web, workers) should see the same."""
+    known = {f.name for f in dataclasses.fields(EngineSettings)}
+    changes: dict[str, Any] = {}
+    for variable, (name, kind) in SETTINGS_VARIABLES.items():
+        raw = (env.get(variable) or "").strip()
+        if not raw or name not in known:
+            continue
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ValueError(f"{variable}={raw!r}: give a {'whole ' if kind is int else ''}number") from None
+        if value < 0 or (value == 0 and name != "default_retries"):
+            raise ValueError(f"{variable}={raw!r}: give a number above 0")
+        changes[name] = value
+    return dataclasses.replace(EngineSettings(), **changes)
+
+
+def build_engine(database_url: str | None = None, clock: Clock | None = None,
+                 settings: EngineSettings | None = None) -> Engine:
     db = Database(database_url)
-    return Engine(db, clock=clock, services=departments(db, clock))
+    return Engine(db, clock=clock, settings=settings or engine_settings(), services=departments(db, clock))
 
 
 def build_worker(engine: Engine, interval: float = 2.0) -> Worker:

@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, select
 
 from domain import deadlines, materials, register
 from engine.errors import Conflict, EngineError, NotFound, NotPermitted
-from storage.models import HumanTask, TaskDraft
+from storage.models import HumanTask, ProcessVersion, TaskDraft
 from webapp import schema_form
 from webapp.api_forms import task_form, task_ui
 from webapp.security import current_actor, forbidden, safe_next
@@ -60,8 +60,10 @@ def _engine() -> Any:
 def process_names() -> dict[str, str]:
     """process id -> the name of its latest version (the business kind)."""
     names: dict[str, str] = {}
-    for v in sorted(_engine().versions(), key=lambda v: v["version"]):
-        names[v["process_id"]] = v["name"] or v["process_id"]
+    with _engine().db.read() as s:  # names only: versions() would load every version's XML
+        for pid, name in s.execute(select(ProcessVersion.process_id, ProcessVersion.name)
+                                   .order_by(ProcessVersion.version)):
+            names[pid] = name or pid
     return names
 
 
