@@ -48,11 +48,11 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
+from bench import databases
 from engine import Actor
-from storage.db import Database, normalise_url
+from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import HumanTask
 from webapp.accounts import AccountPolicy, Accounts
@@ -70,14 +70,7 @@ STARTER = Actor.of("bench_starter", "window_clerk")
 def bench_database(server_url: str) -> str:
     """A fresh database `<name>_http` on the bench server (so bench/engine.py, which empties the bench
     database itself, can run beside this one); returns its URL."""
-    base = make_url(normalise_url(server_url))
-    name = f"{base.database}_http"
-    admin = Database(server_url, pool_size=1)
-    with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return base.set(database=name).render_as_string(hide_password=False)
+    return databases.recreate(server_url, "_http")
 
 
 def prepare(url: str, clients: int, cases: int, ahead: int) -> list[str]:

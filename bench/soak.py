@@ -68,21 +68,19 @@ from collections import Counter  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from datetime import timedelta  # noqa: E402
-from decimal import Decimal  # noqa: E402
 from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from adapters.factory import departments, sandbox_departments  # noqa: E402
-from adapters.housing import SaleContract  # noqa: E402
+from bench import databases  # noqa: E402
 from domain.clock import Clock  # noqa: E402
 from domain.errors import BusinessError, TransientError  # noqa: E402
 from engine import SYSTEM, Engine, EngineSettings  # noqa: E402
 from engine.errors import EngineError  # noqa: E402
 from handlers.registry import default_registry  # noqa: E402
-from storage.db import Database, normalise_url  # noqa: E402
+from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import Case, CaseEvent, HumanTask, Incident, Outbox, RegisterCertificate, TimerJob  # noqa: E402
 from storage.models import Counter as CounterRow  # noqa: E402
@@ -133,43 +131,7 @@ class SoakResult:
 
 def soak_database(server_url: str) -> str:
     """A fresh database `<name>_soak` on the bench server; returns its URL."""
-    base = make_url(normalise_url(server_url))
-    name = f"{base.database}_soak"
-    admin = Database(server_url, pool_size=1)
-    with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return base.set(database=name).render_as_string(hide_password=False)
-
-
-class OffsetBuilder(WorldBuilder):
-    """WorldBuilder numbering its units and people from `offset`, so several processes' worlds share
-    one register without two cases on one unit or one person buying twice."""
-
-    def __init__(self, engine: Engine, start: Any, offset: int) -> None:
-        super().__init__(engine, start)
-        self.offset = offset
-
-    def unit(self, i: int) -> str:
-        return super().unit(i + self.offset)
-
-    def person(self, i: int, region: str = "330106") -> Any:
-        return super().person(i + self.offset, region)
-
-    def sale_contracts(self, count: int) -> list[tuple[str, str, Any, Any]]:
-        """WorldBuilder.sale_contracts with contract numbers from `offset` too (its own start at 1)."""
-        housing = self.engine.services.housing
-        made = []
-        for i, (number, seller) in enumerate(self.owned_units(count)):
-            buyer = self.person(20_000 + i, region="330102")
-            contract_no = f"SIM3301-{self.today.year}-{i + self.offset + 1:06d}"
-            housing.add_sale_contract(SaleContract(
-                contract_no=contract_no, unit_number=number, sellers=[seller], buyers=[buyer],
-                price=Decimal(3_000_000 + i * 1000), area=Decimal("89.50"), signed_on=self.today - timedelta(days=3),
-                status="已网签"))
-            made.append((contract_no, number, seller, buyer))
-        return made
+    return databases.recreate(server_url, "_soak")
 
 
 def build_world(db: Database, config: SoakConfig) -> list[tuple[str, dict[str, Any]]]:
@@ -181,12 +143,11 @@ def build_world(db: Database, config: SoakConfig) -> list[tuple[str, dict[str, A
     engine.deploy_paths([PROCESSES], "soak", "bench/soak.py")
     counts = split(config.cases, config.mix)
     starts: list[tuple[str, dict[str, Any]]] = []
-    offset = 0
+    builder = WorldBuilder(engine, clock.now())  # one builder: no unit, person or contract used twice
     for process, count in counts.items():
         if count:
-            world = world_for(process, OffsetBuilder(engine, clock.now(), offset), count)
+            world = world_for(process, builder, count)
             starts += [(process, data) for data in world.starts]
-            offset += count
     random.Random(config.seed).shuffle(starts)
     for service in (engine.services.tax, engine.services.housing, engine.services.court, engine.services.notify):
         getattr(service, "close", lambda: None)()

@@ -75,14 +75,19 @@ def db(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) ->
         yield database
         database.dispose()
         return
-    pg = request.getfixturevalue("pg_database")
-    if pg is None:
+    yield request.getfixturevalue("pg")
+
+
+@pytest.fixture
+def pg(pg_database: Database | None) -> Database:
+    """This run's PostgreSQL database, emptied: the registry's tables and any sandbox department's."""
+    if pg_database is None:
         pytest.skip("PostgreSQL not configured (set ONEWINDOW_TEST_POSTGRES_URL or run scripts/test)")
-    with pg.engine.begin() as conn:  # the registry's tables and any sandbox department's
+    with pg_database.engine.begin() as conn:
         names = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
                                   "AND tablename <> 'alembic_version'")).scalars().all()
         conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
-    yield pg
+    return pg_database
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from adapters.factory import departments
 from adapters.simulators import RunningSimulators, start_simulators
@@ -137,17 +137,6 @@ class Departments:
     def env(self) -> dict[str, str]:
         return {"ONEWINDOW_ADAPTERS": "http", **HTTP,
                 **{f"ONEWINDOW_{d.upper()}_URL": url for d, url in self.sims.urls.items()}}
-
-
-@pytest.fixture
-def pg(pg_database: Database | None) -> Database:
-    if pg_database is None:
-        pytest.skip("PostgreSQL not configured (set ONEWINDOW_TEST_POSTGRES_URL or run scripts/test)")
-    with pg_database.engine.begin() as conn:
-        names = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                                  "AND tablename <> 'alembic_version'")).scalars().all()
-        conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
-    return pg_database
 
 
 @pytest.fixture

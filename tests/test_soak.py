@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from bench.soak import SoakConfig, run_soak
 from storage.db import Database
@@ -20,17 +19,6 @@ from storage.db import Database
 pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
 
 CASES = 150
-
-
-@pytest.fixture
-def pg(pg_database: Database | None) -> Database:
-    if pg_database is None:
-        pytest.skip("PostgreSQL not configured (set ONEWINDOW_TEST_POSTGRES_URL or run scripts/test)")
-    with pg_database.engine.begin() as conn:
-        names = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                                  "AND tablename <> 'alembic_version'")).scalars().all()
-        conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
-    return pg_database
 
 
 def test_a_small_soak_loses_nothing_and_charges_nothing_twice(pg: Database, tmp_path: Path) -> None:
