@@ -54,6 +54,7 @@ both runs) and three user tasks; a durable case is a start and three completions
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -400,13 +401,16 @@ def paired(targets: list[tuple[str, str | None]], runs: int, inmemory: Callable[
            durable: Callable[[str | None], float]) -> tuple[list[float], Series, Series]:
     """Each durable run right after an in-memory run of its own, and the ratio taken per pair:
     other work on the machine comes and goes, and a ratio of two medians measured minutes apart
-    would compare different loads."""
+    would compare different loads. Each run starts on a collected heap: workflows are reference
+    cycles, and the garbage one run leaves would otherwise be collected during the next."""
     mem: list[float] = []
     rates: dict[str, list[float]] = {label: [] for label, _ in targets}
     ratios: dict[str, list[float]] = {label: [] for label, _ in targets}
     for _ in range(runs):
         for label, url in targets:
+            gc.collect()
             m = inmemory()
+            gc.collect()
             d = durable(url)
             mem.append(m)
             rates[label].append(d)

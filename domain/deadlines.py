@@ -48,7 +48,7 @@ from pathlib import Path
 from threading import Lock
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
 from domain import calendar
@@ -642,7 +642,11 @@ def _field(item: Any, name: str) -> Any:
     return item[name] if isinstance(item, Mapping) else getattr(item, name)
 
 
-def task_lights(session: Session, tasks: Iterable[Any], now: datetime,
+_CLOCK = CaseClock.__table__
+_PAUSE = CaseClockPause.__table__
+
+
+def task_lights(session: Session | Connection, tasks: Iterable[Any], now: datetime,
                 table: TimeLimitTable | None = None) -> dict[int, str | None]:
     """The light of each task (HumanTask rows or the engine's task dicts: id, case_id, role, created_at).
 
@@ -654,10 +658,16 @@ def task_lights(session: Session, tasks: Iterable[Any], now: datetime,
     share = yellow_share(table)
     items = list(tasks)
     case_ids = list({_field(t, "case_id") for t in items})
-    clocks: dict[int, CaseClock] = {}
+    # plain rows, not ORM objects (a task list asks this on every page): rows read by attribute
+    # name as the models do
+    conn = session.connection() if isinstance(session, Session) else session
+    clocks: dict[int, Any] = {}
     for chunk in _chunks(case_ids):
-        clocks.update({c.case_id: c for c in session.scalars(select(CaseClock).where(CaseClock.case_id.in_(chunk)))})
-    pauses = _pauses_of(session, [c.case_id for c in clocks.values() if c.one_hour])
+        clocks.update({c.case_id: c for c in conn.execute(select(_CLOCK).where(_CLOCK.c.case_id.in_(chunk)))})
+    pauses: dict[int, list[Any]] = defaultdict(list)
+    for chunk in _chunks([c.case_id for c in clocks.values() if c.one_hour]):
+        for p in conn.execute(select(_PAUSE).where(_PAUSE.c.case_id.in_(chunk)).order_by(_PAUSE.c.started_at)):
+            pauses[p.case_id].append(p)
     out: dict[int, str | None] = {}
     for t in items:
         clock = clocks.get(_field(t, "case_id"))

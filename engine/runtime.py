@@ -16,10 +16,11 @@ session. The rarer steps (cancel, suspend, resume, incidents, timers, migration)
 """
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
@@ -30,7 +31,7 @@ from uuid import UUID
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, delete, event, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, event, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -357,16 +358,34 @@ class Engine:
         return self._ref(step.case)
 
     def claim_task(self, task_id: int, actor: Actor) -> None:
+        """Take an open task of one of the actor's roles. The claim is one conditional UPDATE (still
+        open, still unclaimed): of two clerks claiming at once, exactly one gets it, the other a
+        Conflict naming the holder, without a row lock held across round trips."""
         with self.db.write() as s:
-            ht = self._task_for_update(s, task_id)
+            conn = s.connection()
+            row = _P_TASK.first(conn, {"b_id": task_id})
+            if row is None:
+                raise NotFound(f"任务 {task_id} 不存在")
+            ht = TaskRow(*row)
+            if ht.state != "open":
+                raise TaskNotReady(f"任务「{ht.name or ht.bpmn_id}」已办结或取消")
             self._check_task_role(ht, actor)
-            if ht.assignee and ht.assignee != actor.name:
-                raise Conflict(f"任务「{ht.name or ht.bpmn_id}」已由 {ht.assignee} 认领")
-            if ht.assignee == actor.name:
-                return
-            ht.assignee = actor.name
-            ht.claimed_at = self.clock.now()
-            self._audit(s, ht.case_id, actor.name, "task_claimed", ht)
+            now = self.clock.now()
+            for _ in range(2):
+                if ht.state != "open":
+                    raise TaskNotReady(f"任务「{ht.name or ht.bpmn_id}」已办结或取消")
+                if ht.assignee == actor.name:
+                    return
+                if ht.assignee:
+                    raise Conflict(f"任务「{ht.name or ht.bpmn_id}」已由 {ht.assignee} 认领")
+                if _P_CLAIM_TASK.execute(conn, {"b_id": task_id, "b_assignee": actor.name, "b_at": now}) == 1:
+                    _P_INSERT_EVENT.execute(conn, {
+                        "b_case_id": ht.case_id, "b_at": now, "b_actor": actor.name, "b_kind": "task_claimed",
+                        "b_task_guid": ht.task_guid, "b_bpmn_id": ht.bpmn_id, "b_detail": {}})
+                    return
+                # claimed or closed by another transaction since the read: say by whom
+                ht = TaskRow(*_P_TASK.first(conn, {"b_id": task_id}))
+            raise Conflict(f"任务「{ht.name or ht.bpmn_id}」刚被他人处理，请刷新后重试")
 
     def release_task(self, task_id: int, actor: Actor) -> None:
         with self.db.write() as s:
@@ -448,12 +467,15 @@ class Engine:
             msg_id = _P_INSERT_MESSAGE.first(conn, {
                 "b_case_id": case.id, "b_name": name, "b_payload": payload, "b_at": now, "b_from": actor.name,
                 "b_key": key})[0]
+            # with nothing buffered before (the case row is locked: nothing else can buffer one
+            # now), this message is the only one waiting: no need to read the buffer back
+            known = [(msg_id, name, payload)] if case.buffered_messages == 0 else None
             case.buffered_messages += 1
             if case.status == "active":
                 step, wf, before_ready, before_jobs = self._open_step(s, case, actor)
                 # the audit row goes with the step's own (first, so before what the step did)
                 step.event("message_received", None, name=name, message_id=msg_id)
-                self._run(step, wf, self._deliverer(s, step))
+                self._run(step, wf, self._deliverer(s, step, known))
                 self._save(s, step, wf, before_ready, before_jobs)
                 return {"id": msg_id, "delivered": msg_id in step.delivered, "duplicate": False}
             # suspended: the message waits in the buffer until the case resumes
@@ -741,20 +763,26 @@ class Engine:
         """
         want = offset + limit
         roles = [role] if role else sorted(actor.roles)
-        base = (select(HumanTask, Case.case_number, Case.process_id, Case.open_incidents, Case.summary)
-                .join(Case, Case.id == HumanTask.case_id).where(HumanTask.state == "open"))
+        params: dict[str, Any] = {"b_limit": want}
         if search:
-            base = base.where(HumanTask.case_id.in_(self._search_key_cases(search)))
-        queries = [base.where(HumanTask.assignee == actor.name)]
-        if not mine_only:
-            queries += [base.where(HumanTask.role == r, HumanTask.assignee.is_(None)) for r in roles]
+            params["b_key"] = f"{_escape_like(case_summary.normalize_key(search))}%"
+        mine, of_role = (_P_TASKS_MINE_SEARCH, _P_TASKS_OF_ROLE_SEARCH) if search else (_P_TASKS_MINE, _P_TASKS_OF_ROLE)
         rows: list[dict[str, Any]] = []
-        with self.db.read() as s:
-            for q in queries:
-                q = q.order_by(HumanTask.created_at, HumanTask.id).limit(want)
-                rows.extend(_task_row(*row) for row in s.execute(q))
+        with self.db.read_engine.connect() as conn:
+            rows.extend(map(_case_task, mine.all(conn, {**params, "b_assignee": actor.name})))
+            if not mine_only:
+                for r in roles:
+                    rows.extend(map(_case_task, of_role.all(conn, {**params, "b_role": r})))
         rows.sort(key=lambda r: (r["created_at"], r["id"]))
         return rows[offset:want]
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        """One task, as `case_tasks` and `task_list` give it (open or closed)."""
+        with self.db.read_engine.connect() as conn:
+            row = _P_TASK_BY_ID.first(conn, {"b_id": task_id})
+        if row is None:
+            raise NotFound(f"任务 {task_id} 不存在")
+        return _case_task(row)
 
     @staticmethod
     def _search_key_cases(text: str) -> Any:
@@ -776,12 +804,7 @@ class Engine:
     def case_tasks(self, case_id: int, open_only: bool = True) -> list[dict[str, Any]]:
         q = _P_CASE_TASKS_OPEN if open_only else _P_CASE_TASKS
         with self.db.read_engine.connect() as conn:
-            rows = q.all(conn, {"b_case_id": case_id})
-        return [{
-            "id": r[0], "case_id": r[1], "case_number": r[12], "process_id": r[13], "task_guid": r[2], "bpmn_id": r[3],
-            "name": r[4], "role": r[5], "assignee": r[6], "form": r[7], "state": r[8], "created_at": r[9],
-            "closed_at": r[10], "closed_by": r[11], "case_open_incidents": r[14], "summary": r[15] or {},
-        } for r in rows]
+            return [_case_task(r) for r in q.all(conn, {"b_case_id": case_id})]
 
     def get_case(self, case_id: int) -> dict[str, Any]:
         with self.db.read() as s:
@@ -910,12 +933,14 @@ class Engine:
         finally:
             spiff.reset_clock(token)
 
-    def _deliverer(self, s: Session, step: Step) -> Callable[[BpmnWorkflow], bool]:
+    def _deliverer(self, s: Session, step: Step, known: list[tuple[int, str, Any]] | None = None
+                   ) -> Callable[[BpmnWorkflow], bool]:
         """Delivers buffered messages something in the case now catches; True if any was delivered.
 
         Each message is offered to the workflow: intermediate catch events and receive tasks that
         wait for it, and event subprocesses whose message start listens all along (those are not in
-        SpiffWorkflow's `waiting_events`). A message nothing catches stays buffered.
+        SpiffWorkflow's `waiting_events`). A message nothing catches stays buffered. `known`: the
+        case's buffered messages (id, name, payload) when the caller knows them all.
         """
 
         def deliver(wf: BpmnWorkflow) -> bool:
@@ -924,7 +949,11 @@ class Engine:
                 return False
             conn = s.connection()
             delivered = False
-            for msg_id, name, payload in _P_PENDING_MESSAGES.all(conn, {"b_case_id": case.id}):
+            if known is not None:  # fresh copies each round, as if read back from the buffer
+                pending = [(msg_id, name, copy.deepcopy(payload)) for msg_id, name, payload in known]
+            else:
+                pending = _P_PENDING_MESSAGES.all(conn, {"b_case_id": case.id})
+            for msg_id, name, payload in pending:
                 if msg_id in step.delivered:
                     continue  # handed over earlier in this step; marked delivered by _save
                 try:
@@ -1118,7 +1147,7 @@ class Engine:
         return ht
 
     @staticmethod
-    def _check_task_role(ht: HumanTask, actor: Actor) -> None:
+    def _check_task_role(ht: HumanTask | TaskRow, actor: Actor) -> None:
         if not actor.has(ht.role):
             raise NotPermitted(f"任务「{ht.name or ht.bpmn_id}」属于「{ROLES.get(ht.role or '', ht.role)}」岗位，"
                                f"{actor.name} 没有该岗位")
@@ -1189,6 +1218,9 @@ _P_CASE_OF_TASK_LOCKED = Prepared(select(*_CASE_ROW_COLUMNS).where(
     _c.id == select(_ht.case_id).where(_ht.id == bindparam("b_task_id")).scalar_subquery()).with_for_update())
 _P_CASE_STATE = Prepared(select(_c.state).where(_c.id == bindparam("b_id")))
 _P_TASK = Prepared(select(*(_ht[f.name] for f in fields(TaskRow))).where(_ht.id == bindparam("b_id")))
+_P_CLAIM_TASK = Prepared(update(HumanTask.__table__).where(
+    _ht.id == bindparam("b_id"), _ht.state == "open", _ht.assignee.is_(None)).values(
+    assignee=bindparam("b_assignee"), claimed_at=bindparam("b_at")))
 _P_LATEST_VERSION = Prepared(_LATEST_VERSION)
 _P_NEXT_COUNTER = Prepared(lambda dialect: (pg_insert if dialect == "postgresql" else sqlite_insert)(Counter.__table__)
                            .values(name=bindparam("b_name"), value=1)
@@ -1239,12 +1271,35 @@ _P_MESSAGE_DELIVERED = Prepared(update(InboundMessage.__table__).where(_im.id ==
     delivered_at=bindparam("b_at")))
 _CASE_TASK_COLUMNS = ("id", "case_id", "task_guid", "bpmn_id", "name", "role", "assignee", "form", "state",
                       "created_at", "closed_at", "closed_by")
-_CASE_TASKS_QUERY = (select(*(_ht[n] for n in _CASE_TASK_COLUMNS), _c.case_number, _c.process_id, _c.open_incidents,
-                            _c.summary)
-                     .join_from(HumanTask.__table__, Case.__table__, _c.id == _ht.case_id)
-                     .where(_ht.case_id == bindparam("b_case_id")).order_by(_ht.id))
+_CASE_TASKS_SELECT = (select(*(_ht[n] for n in _CASE_TASK_COLUMNS), _c.case_number, _c.process_id,
+                             _c.open_incidents, _c.summary)
+                      .join_from(HumanTask.__table__, Case.__table__, _c.id == _ht.case_id))
+_CASE_TASKS_QUERY = _CASE_TASKS_SELECT.where(_ht.case_id == bindparam("b_case_id")).order_by(_ht.id)
 _P_CASE_TASKS = Prepared(_CASE_TASKS_QUERY)
 _P_CASE_TASKS_OPEN = Prepared(_CASE_TASKS_QUERY.where(_ht.state == "open"))
+_P_TASK_BY_ID = Prepared(_CASE_TASKS_SELECT.where(_ht.id == bindparam("b_id")))
+
+
+def _task_list_query(*, mine: bool, search: bool) -> Any:
+    """One source of a task list (the caller's claimed tasks, or one role's unclaimed ones): open
+    tasks in created order, so the index on (role or assignee, created_at) is walked and left at
+    `b_limit` rows. 'open' is written into the SQL, not bound: PostgreSQL's generic plan for a
+    prepared statement can use the partial index of unclaimed open tasks only then."""
+    q = _CASE_TASKS_SELECT.where(_ht.state == literal_column("'open'"))
+    if mine:
+        q = q.where(_ht.assignee == bindparam("b_assignee"))
+    else:
+        q = q.where(_ht.role == bindparam("b_role"), _ht.assignee.is_(None))
+    if search:
+        q = q.where(_ht.case_id.in_(select(CaseSearchKey.case_id).where(
+            CaseSearchKey.key.like(bindparam("b_key"), escape="\\"))))
+    return q.order_by(_ht.created_at, _ht.id).limit(bindparam("b_limit"))
+
+
+_P_TASKS_MINE = Prepared(_task_list_query(mine=True, search=False))
+_P_TASKS_OF_ROLE = Prepared(_task_list_query(mine=False, search=False))
+_P_TASKS_MINE_SEARCH = Prepared(_task_list_query(mine=True, search=True))
+_P_TASKS_OF_ROLE_SEARCH = Prepared(_task_list_query(mine=False, search=True))
 
 
 # Work to do once a session's transaction has committed (the hot cache), kept in `session.info`:
@@ -1295,12 +1350,10 @@ def _status_label(status: str) -> str:
     return {"active": "办理中", "suspended": "已挂起", "completed": "办结", "cancelled": "撤销"}.get(status, status)
 
 
-def _task_row(ht: HumanTask, number: str, process_id: str, incidents: int, summary: dict[str, Any]
-              ) -> dict[str, Any]:
+def _case_task(r: Sequence[Any]) -> dict[str, Any]:
+    """A task dict from a row of _CASE_TASKS_SELECT's columns."""
     return {
-        "id": ht.id, "case_id": ht.case_id, "case_number": number, "process_id": process_id,
-        "task_guid": ht.task_guid, "bpmn_id": ht.bpmn_id, "name": ht.name, "role": ht.role,
-        "assignee": ht.assignee, "form": ht.form, "state": ht.state, "created_at": ht.created_at,
-        "closed_at": ht.closed_at, "closed_by": ht.closed_by, "case_open_incidents": incidents,
-        "summary": summary or {},
+        "id": r[0], "case_id": r[1], "case_number": r[12], "process_id": r[13], "task_guid": r[2], "bpmn_id": r[3],
+        "name": r[4], "role": r[5], "assignee": r[6], "form": r[7], "state": r[8], "created_at": r[9],
+        "closed_at": r[10], "closed_by": r[11], "case_open_incidents": r[14], "summary": r[15] or {},
     }

@@ -7,7 +7,7 @@ written meanwhile). `synchronous=NORMAL` in WAL mode: a commit is in the WAL fil
 it) when it returns, so it survives the process crashing; the WAL is fsynced at checkpoints,
 so a power loss may take back the last commits, never corrupt the database. PostgreSQL: steps
 lock the case row with FOR UPDATE instead; pooled connections are pinged only after sitting idle
-(`_ping_when_idle`).
+(`_ping_when_idle`), and large values are compressed with lz4 (`_prefer_lz4`).
 
 `Prepared` and `Batch` run the engine's hot statements on the DBAPI cursor (and, on
 PostgreSQL, several in one round trip); everything else goes through SQLAlchemy as usual.
@@ -62,6 +62,7 @@ class Database:
         else:
             self.engine = create_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=10)
             _ping_when_idle(self.engine)
+            _prefer_lz4(self.engine)
             self.write_engine = self.engine
             # reads (task lists, case pages) need no transaction: autocommit saves BEGIN and
             # ROLLBACK round trips on every page
@@ -69,6 +70,7 @@ class Database:
                 self.url, echo=echo, pool_size=pool_size, max_overflow=10, isolation_level="AUTOCOMMIT",
             )
             _ping_when_idle(self.read_engine)
+            _prefer_lz4(self.read_engine)
         if self.is_sqlite:
             self.read_engine = self.engine
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
@@ -131,6 +133,30 @@ def _ping_when_idle(engine: Engine) -> None:
             if dialect.is_disconnect(err, dbapi_conn, None):
                 raise sa_exc.DisconnectionError(str(err)) from err  # the pool replaces it
             raise
+
+
+def _prefer_lz4(engine: Engine) -> None:
+    """Compress large values with lz4 rather than PostgreSQL's default pglz.
+
+    Every step rewrites its case's state, 10–90 KB of JSON, which PostgreSQL compresses into
+    TOAST on the server: measured on this machine for a 90 KB second-hand-transfer state, pglz
+    takes 1.7 ms per UPDATE and makes 28 KB, lz4 0.3 ms and 12 KB. Reading handles either method,
+    so rows written before or by other clients stay readable. A server without lz4 (older than
+    14, or built without it) keeps pglz.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _lz4(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        if dbapi_conn.info.server_version < 140000:
+            return
+        try:
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SET default_toast_compression = 'lz4'")
+            if not dbapi_conn.autocommit:
+                dbapi_conn.commit()
+        except engine.dialect.loaded_dbapi.Error:
+            if not dbapi_conn.autocommit:
+                dbapi_conn.rollback()
 
 
 def _configure_sqlite(engine: Engine) -> None:

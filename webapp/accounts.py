@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from domain.clock import Clock
 from domain.roles import ROLES
 from engine.runtime import Actor
-from storage.db import Database
+from storage.db import Database, Prepared
 from storage.models import ApiToken, UserAccount
 
 log = logging.getLogger(__name__)
@@ -345,11 +345,11 @@ class Accounts:
         """The active user a valid, unrevoked token belongs to; None for anything else."""
         if not token or not _TOKEN_PATTERN.match(token):
             return None
-        # every API request asks this: one indexed lookup by the token's SHA-256 (unique index), with
-        # a statement built once and no ORM objects — no argon2, no per-call query building
+        # every API request asks this: one indexed lookup by the token's SHA-256 (unique index), a
+        # statement compiled once and run on the cursor, no session — no argon2, no query building
         now = self.clock.now()
-        with self.db.read() as s:
-            found = s.execute(_USER_BY_TOKEN, {"token_hash": token_hash(token)}).first()
+        with self.db.read_engine.connect() as conn:
+            found = _USER_BY_TOKEN.first(conn, {"token_hash": token_hash(token)})
         if found is None:
             return None
         token_id, last_used = found[0], found[1]
@@ -428,9 +428,9 @@ _at = ApiToken.__table__.c
 _USER_COLUMNS = (_ua.id, _ua.login, _ua.display_name, _ua.roles, _ua.office, _ua.active, _ua.session_version,
                  _ua.created_at, _ua.last_login_at, _ua.locked_until)
 _USER_BY_ID = select(*_USER_COLUMNS).where(_ua.id == bindparam("user_id"))
-_USER_BY_TOKEN = (select(_at.id, _at.last_used_at, *_USER_COLUMNS)
-                  .join_from(ApiToken.__table__, UserAccount.__table__, _ua.id == _at.user_id)
-                  .where(_at.token_hash == bindparam("token_hash"), _at.revoked_at.is_(None)))
+_USER_BY_TOKEN = Prepared(select(_at.id, _at.last_used_at, *_USER_COLUMNS)
+                          .join_from(ApiToken.__table__, UserAccount.__table__, _ua.id == _at.user_id)
+                          .where(_at.token_hash == bindparam("token_hash"), _at.revoked_at.is_(None)))
 
 
 def _user_from_row(row: Any) -> User:

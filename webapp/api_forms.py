@@ -9,8 +9,10 @@ and a form with `additionalProperties: false` judges only what was submitted.
 """
 from __future__ import annotations
 
+import copy
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
@@ -46,13 +48,33 @@ def _case_version(s: Session, case_id: int) -> ProcessVersion | None:
     return s.get(ProcessVersion, case.process_version_id) if case is not None else None
 
 
-def task_form(s: Session, ht: HumanTask) -> dict[str, Any] | None:
-    """The JSON Schema of the task's form, from the case's version or a version it calls; None if
-    the task has no form (or its file is missing, which deployment validation prevents)."""
-    if not ht.form:
+def task_form(s: Session, ht: HumanTask | Mapping[str, Any]) -> dict[str, Any] | None:
+    """The JSON Schema of the task's form (a HumanTask or the engine's task dict), from the case's
+    version or a version it calls; None if the task has no form (or its file is missing, which
+    deployment validation prevents)."""
+    form = ht["form"] if isinstance(ht, Mapping) else ht.form
+    if not form:
         return None
-    version = _case_version(s, ht.case_id)
-    return _asset(s, version, ht.form) if version is not None else None
+    case_id = ht["case_id"] if isinstance(ht, Mapping) else ht.case_id
+    found = s.execute(select(ProcessVersion.id, ProcessVersion.sha256)
+                      .join(Case, Case.process_version_id == ProcessVersion.id).where(Case.id == case_id)).first()
+    if found is None:
+        return None
+    key = (found.id, found.sha256, form)
+    if key not in _FORMS:
+        version = s.get(ProcessVersion, found.id)
+        if len(_FORMS) >= _FORMS_KEPT:
+            _FORMS.clear()
+        _FORMS[key] = _asset(s, version, form) if version is not None else None
+    schema = _FORMS[key]
+    return copy.deepcopy(schema) if schema is not None else None
+
+
+# Each API completion checks its data against the task's form: the forms of a deployed version
+# (which never changes — a redeploy is a new version) are read and parsed once per process, by
+# version id and hash (ids alone repeat across databases emptied and filled again).
+_FORMS: dict[tuple[int, str, str], dict[str, Any] | None] = {}
+_FORMS_KEPT = 1024
 
 
 def task_ui(s: Session, ht: HumanTask) -> dict[str, Any]:

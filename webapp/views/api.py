@@ -42,7 +42,7 @@ from domain.roles import ROLES, role_label
 from engine import Engine
 from engine.deployment import DEPLOYABLE_SUFFIXES
 from engine.errors import Conflict, EngineError, NotFound
-from storage.models import Case, HumanTask, Incident, ProcessVersion, TimerJob
+from storage.models import Case, Incident, ProcessVersion, TimerJob
 from webapp import api_schemas as S
 from webapp.api_forms import form_errors, start_form, task_form
 from webapp.api_marks import case_marks
@@ -309,7 +309,8 @@ def tasks() -> Response:
     rows = rows[:query.limit]
     with eng.db.read() as s:
         lights = deadlines.task_lights(s, rows, eng.clock.now()) if rows else {}
-    return answer(S.TaskList, {"items": [_task(t, lights.get(t["id"])) for t in rows], "limit": query.limit,
+    names: dict[str | None, str] = {}
+    return answer(S.TaskList, {"items": [_task(t, lights.get(t["id"]), names) for t in rows], "limit": query.limit,
                                "offset": query.offset, "next_offset": query.offset + query.limit if more else None})
 
 
@@ -341,22 +342,22 @@ def complete_task(task_id: int) -> Response:
     body = json_body(S.CompleteTask)
     eng = engine()
     actor = current_actor()
-    with eng.db.read() as s:
-        ht = s.get(HumanTask, task_id)
-        if ht is None:
-            raise NotFound(f"任务 {task_id} 不存在")
-        if not actor.has(ht.role):
-            raise ApiError(403, "forbidden", f"任务「{ht.name or ht.bpmn_id}」属于「{role_label(ht.role)}」岗位，"
-                           f"{current_user.display_name}（{current_user.login}）没有该岗位。")
-        schema = task_form(s, ht) if ht.state == "open" else None
-        case_id = ht.case_id
+    ht = eng.task(task_id)
+    if not actor.has(ht["role"]):
+        raise ApiError(403, "forbidden", f"任务「{ht['name'] or ht['bpmn_id']}」属于「{role_label(ht['role'])}」岗位，"
+                       f"{current_user.display_name}（{current_user.login}）没有该岗位。")
+    case_id = ht["case_id"]
+    schema = None
+    if ht["state"] == "open" and ht["form"]:
+        with eng.db.read() as s:
+            schema = task_form(s, ht)
     if schema is not None:
         _refuse_invalid_form(form_errors(schema, body.data, eng.case_data(case_id)), "表单数据")
     try:
         ref = eng.complete_task(task_id, body.data, actor, expected_version=body.expected_version)
     except Conflict as err:
         raise engine_error(err, case=_case_ref(case_id)) from None
-    return answer(S.Completed, {**ref.__dict__, "open_tasks": [_task(t) for t in eng.case_tasks(ref.id)]})
+    return answer(S.Completed, {**ref.__dict__, "open_tasks": [_task(t, None, {}) for t in eng.case_tasks(ref.id)]})
 
 
 def _refuse_invalid_form(errors: list[dict[str, str]], what: str) -> None:
@@ -412,18 +413,22 @@ class _Empty(S.Request):
     """Endpoints that take no body accept an empty one or `{}`."""
 
 
-def _task(row: dict[str, Any], light: str | None = None) -> dict[str, Any]:
-    return {**row, "role_name": role_name(row.get("role")), "light": light}
+def _task(row: dict[str, Any], light: str | None = None, names: dict[str | None, str] | None = None
+          ) -> dict[str, Any]:
+    """A task as the API shows it; `names`: role names already looked up for this answer."""
+    role = row.get("role")
+    if names is None:
+        name = role_name(role)
+    elif role in names:
+        name = names[role]
+    else:
+        name = names[role] = role_name(role)
+    return {**row, "role_name": name, "light": light}
 
 
 def _task_by_id(task_id: int) -> dict[str, Any]:
     eng = engine()
-    with eng.db.read() as s:
-        ht = s.get(HumanTask, task_id)
-        if ht is None:
-            raise NotFound(f"任务 {task_id} 不存在")
-        case_id = ht.case_id
-    row = next(t for t in eng.case_tasks(case_id, open_only=False) if t["id"] == task_id)
+    row = eng.task(task_id)
     with eng.db.read() as s:
         light = deadlines.task_lights(s, [row], eng.clock.now()).get(task_id)
     return _task(row, light)
