@@ -34,12 +34,13 @@ and writes only through the session it is given.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import os
 import re
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -48,13 +49,14 @@ from pathlib import Path
 from threading import Lock
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import BigInteger, Connection, String, any_, bindparam, func, literal_column, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from domain import calendar
 from domain.clock import SHANGHAI
 from domain.errors import BusinessError
-from storage.db import Database
+from storage.db import Batch, Database, Prepared
 from storage.models import Case, CaseClock, CaseClockPause, CaseStageTime, HumanTask
 
 __all__ = [
@@ -311,19 +313,24 @@ _cache: dict[tuple[str, int], TimeLimitTable] = {}
 _cache_lock = Lock()
 
 
+@functools.lru_cache(maxsize=64)
+def _resolved(path: str) -> str:
+    return str(Path(path).resolve())
+
+
 def load_table(path: str | Path | None = None) -> TimeLimitTable:
     """The time-limit table (default: `ONEWINDOW_TIME_LIMITS` or processes/time_limits.json).
 
     Cached per file and modification time, so an office's edit is seen without a restart.
     """
-    target = Path(path or os.environ.get("ONEWINDOW_TIME_LIMITS") or TABLE_PATH)
-    key = (str(target.resolve()), target.stat().st_mtime_ns)
+    target = _resolved(str(path or os.environ.get("ONEWINDOW_TIME_LIMITS") or TABLE_PATH))
+    key = (target, os.stat(target).st_mtime_ns)
     table = _cache.get(key)
     if table is None:
         with _cache_lock:
             table = _cache.get(key)
             if table is None:
-                table = parse_table(json.loads(target.read_text(encoding="utf-8")), where=str(target))
+                table = parse_table(json.loads(Path(target).read_text(encoding="utf-8")), where=target)
                 _cache[key] = table
     return table
 
@@ -644,6 +651,27 @@ def _field(item: Any, name: str) -> Any:
 
 _CLOCK = CaseClock.__table__
 _PAUSE = CaseClockPause.__table__
+_ClockRow = namedtuple("_ClockRow", [c.name for c in _CLOCK.c])  # type: ignore[misc]
+_PauseRow = namedtuple("_PauseRow", [c.name for c in _PAUSE.c])  # type: ignore[misc]
+
+
+def _of_cases(table: Any, dialect: str) -> Any:
+    """Rows of `table` whose case_id is in the list `b_ids`, as one statement whatever the list's
+    length (so it is compiled once): an array on PostgreSQL, a JSON array on SQLite."""
+    if dialect == "postgresql":
+        match = table.c.case_id == any_(bindparam("b_ids", type_=ARRAY(BigInteger)))
+    else:
+        match = table.c.case_id.in_(select(literal_column("value")).select_from(
+            func.json_each(bindparam("b_ids", type_=String))))
+    return select(*table.c).where(match)
+
+
+_P_CLOCKS = Prepared(lambda dialect: _of_cases(_CLOCK, dialect))
+_P_PAUSES = Prepared(lambda dialect: _of_cases(_PAUSE, dialect).order_by(_PAUSE.c.started_at))
+
+
+def _ids_param(conn: Connection, ids: list[int]) -> Any:
+    return ids if conn.dialect.name == "postgresql" else json.dumps(ids)
 
 
 def task_lights(session: Session | Connection, tasks: Iterable[Any], now: datetime,
@@ -658,15 +686,20 @@ def task_lights(session: Session | Connection, tasks: Iterable[Any], now: dateti
     share = yellow_share(table)
     items = list(tasks)
     case_ids = list({_field(t, "case_id") for t in items})
-    # plain rows, not ORM objects (a task list asks this on every page): rows read by attribute
-    # name as the models do
+    # plain rows, not ORM objects, by one prepared statement (a task list asks this on every
+    # page): rows read by attribute name as the models are
     conn = session.connection() if isinstance(session, Session) else session
     clocks: dict[int, Any] = {}
-    for chunk in _chunks(case_ids):
-        clocks.update({c.case_id: c for c in conn.execute(select(_CLOCK).where(_CLOCK.c.case_id.in_(chunk)))})
     pauses: dict[int, list[Any]] = defaultdict(list)
-    for chunk in _chunks([c.case_id for c in clocks.values() if c.one_hour]):
-        for p in conn.execute(select(_PAUSE).where(_PAUSE.c.case_id.in_(chunk)).order_by(_PAUSE.c.started_at)):
+    if case_ids:
+        # the pauses of every listed case along with the clocks (few cases have any), so that
+        # PostgreSQL answers both in one round trip
+        batch = Batch()
+        batch.add(_P_CLOCKS, {"b_ids": _ids_param(conn, case_ids)})
+        batch.add(_P_PAUSES, {"b_ids": _ids_param(conn, case_ids)})
+        found_clocks, found_pauses = batch.run(conn)
+        clocks = {row.case_id: row for row in map(_ClockRow._make, found_clocks.rows)}
+        for p in map(_PauseRow._make, found_pauses.rows):
             pauses[p.case_id].append(p)
     out: dict[int, str | None] = {}
     for t in items:

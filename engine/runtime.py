@@ -17,6 +17,7 @@ session. The rarer steps (cancel, suspend, resume, incidents, timers, migration)
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import threading
 from collections import OrderedDict
@@ -31,7 +32,7 @@ from uuid import UUID
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, delete, event, func, insert, literal_column, or_, select, update
+from sqlalchemy import bindparam, delete, event, func, insert, literal_column, or_, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -173,6 +174,16 @@ class TaskRow:
     assignee: str | None
     state: str
     closed_by: str | None
+
+
+@dataclass
+class TaskPage:
+    """What a task list page shows (`Engine.task_page`)."""
+
+    tasks: list[dict[str, Any]]
+    counts: dict[str, int] = field(default_factory=dict)  # unclaimed open tasks per role of the actor
+    mine_count: int = 0  # open tasks the actor holds
+    process_names: dict[str, str] = field(default_factory=dict)  # process id -> its latest version's name
 
 
 @dataclass
@@ -755,26 +766,52 @@ class Engine:
 
     def task_list(self, actor: Actor, *, role: str | None = None, mine_only: bool = False, limit: int = 50,
                   offset: int = 0, search: str | None = None) -> list[dict[str, Any]]:
-        """My tasks and my roles' unclaimed tasks, oldest first.
+        """My tasks and my roles' unclaimed tasks, oldest first (see `task_page`)."""
+        return self.task_page(actor, role=role, mine_only=mine_only, limit=limit, offset=offset,
+                              search=search).tasks
+
+    def task_page(self, actor: Actor, *, role: str | None = None, mine_only: bool = False, limit: int = 50,
+                  offset: int = 0, search: str | None = None, with_counts: bool = False) -> TaskPage:
+        """A task list page: my tasks and my roles' unclaimed tasks, oldest first, and with
+        `with_counts` what the page shows beside them (unclaimed tasks per role, my open tasks, the
+        business names).
 
         One small query per source (mine; each role's unclaimed), each walking an index in
-        created order and stopping at `offset + limit`, merged here: an OR across them would make
-        the database sort every open task of the office on each call.
+        created order and stopping at `offset + limit`, merged by the database, which then reads
+        the tasks and cases of only the merged first `offset + limit`: an OR across the sources
+        would make it sort every open task of the office on each call. All the page's statements
+        go to PostgreSQL together, in one round trip.
         """
         want = offset + limit
         roles = [role] if role else sorted(actor.roles)
         params: dict[str, Any] = {"b_limit": want}
         if search:
             params["b_key"] = f"{_escape_like(case_summary.normalize_key(search))}%"
-        mine, of_role = (_P_TASKS_MINE_SEARCH, _P_TASKS_OF_ROLE_SEARCH) if search else (_P_TASKS_MINE, _P_TASKS_OF_ROLE)
-        rows: list[dict[str, Any]] = []
+        params["b_assignee"] = actor.name
+        listed_roles = [] if mine_only else roles
+        params.update({f"b_role{i}": r for i, r in enumerate(listed_roles)})
+        batch = Batch()
+        statement = _task_search_statement if search else _task_list_statement
+        listed = batch.add(statement(len(listed_roles)), params)
+        all_roles = sorted(actor.roles)
+        if with_counts:
+            counted = [batch.add(_P_UNCLAIMED_COUNT, {"b_role": r}) for r in all_roles]
+            mine_counted = batch.add(_P_MINE_COUNT, {"b_assignee": actor.name})
+            named = batch.add(_P_PROCESS_NAMES)
         with self.db.read_engine.connect() as conn:
-            rows.extend(map(_case_task, mine.all(conn, {**params, "b_assignee": actor.name})))
-            if not mine_only:
-                for r in roles:
-                    rows.extend(map(_case_task, of_role.all(conn, {**params, "b_role": r})))
-        rows.sort(key=lambda r: (r["created_at"], r["id"]))
-        return rows[offset:want]
+            results = batch.run(conn)
+        page = TaskPage([_case_task(r) for r in results[listed].rows[offset:want]])
+        if with_counts:
+            page.counts = {r: int(results[i].rows[0][0]) for r, i in zip(all_roles, counted, strict=True)}
+            page.mine_count = int(results[mine_counted].rows[0][0])
+            page.process_names = _names(results[named].rows)
+        return page
+
+    def process_names(self) -> dict[str, str]:
+        """process id -> the name of its latest version (the business kind), without loading any
+        version's XML."""
+        with self.db.read_engine.connect() as conn:
+            return _names(_P_PROCESS_NAMES.all(conn))
 
     def task(self, task_id: int) -> dict[str, Any]:
         """One task, as `case_tasks` and `task_list` give it (open or closed)."""
@@ -1280,26 +1317,52 @@ _P_CASE_TASKS_OPEN = Prepared(_CASE_TASKS_QUERY.where(_ht.state == "open"))
 _P_TASK_BY_ID = Prepared(_CASE_TASKS_SELECT.where(_ht.id == bindparam("b_id")))
 
 
-def _task_list_query(*, mine: bool, search: bool) -> Any:
-    """One source of a task list (the caller's claimed tasks, or one role's unclaimed ones): open
-    tasks in created order, so the index on (role or assignee, created_at) is walked and left at
-    `b_limit` rows. 'open' is written into the SQL, not bound: PostgreSQL's generic plan for a
-    prepared statement can use the partial index of unclaimed open tasks only then."""
-    q = _CASE_TASKS_SELECT.where(_ht.state == literal_column("'open'"))
-    if mine:
+def _task_list_source(role: int | None) -> Any:
+    """One source of a task list — the caller's claimed tasks (`role` None) or the unclaimed tasks
+    of the role bound as `b_role<role>` — as (id, created_at) in created order, at most `b_limit`:
+    a walk along one index. 'open' is written into the SQL, not bound: PostgreSQL's generic plan
+    for a prepared statement can use the partial index of unclaimed open tasks only then."""
+    q = select(_ht.id, _ht.created_at).where(_ht.state == literal_column("'open'"))
+    if role is None:
         q = q.where(_ht.assignee == bindparam("b_assignee"))
     else:
-        q = q.where(_ht.role == bindparam("b_role"), _ht.assignee.is_(None))
-    if search:
-        q = q.where(_ht.case_id.in_(select(CaseSearchKey.case_id).where(
-            CaseSearchKey.key.like(bindparam("b_key"), escape="\\"))))
-    return q.order_by(_ht.created_at, _ht.id).limit(bindparam("b_limit"))
+        q = q.where(_ht.role == bindparam(f"b_role{role}"), _ht.assignee.is_(None))
+    inner = q.order_by(_ht.created_at, _ht.id).limit(bindparam("b_limit")).subquery()
+    # selected from as a subquery: SQLite takes no parenthesised, ordered members in a UNION
+    return select(inner.c.id, inner.c.created_at)
 
 
-_P_TASKS_MINE = Prepared(_task_list_query(mine=True, search=False))
-_P_TASKS_OF_ROLE = Prepared(_task_list_query(mine=False, search=False))
-_P_TASKS_MINE_SEARCH = Prepared(_task_list_query(mine=True, search=True))
-_P_TASKS_OF_ROLE_SEARCH = Prepared(_task_list_query(mine=False, search=True))
+@functools.lru_cache(maxsize=16)
+def _task_list_statement(roles: int) -> Prepared:
+    """The tasks of a list: the caller's claimed ones and those of `roles` roles (b_role0 …),
+    merged in created order, the first `b_limit`, with their cases."""
+    sources = [_task_list_source(None)] + [_task_list_source(i) for i in range(roles)]
+    merged = union_all(*sources).subquery() if len(sources) > 1 else sources[0].subquery()
+    first = select(merged.c.id, merged.c.created_at).order_by(merged.c.created_at, merged.c.id).limit(
+        bindparam("b_limit")).subquery()
+    return Prepared(_CASE_TASKS_SELECT.join(first, first.c.id == _ht.id).order_by(first.c.created_at, first.c.id))
+
+
+@functools.lru_cache(maxsize=16)
+def _task_search_statement(roles: int) -> Prepared:
+    """A task list narrowed by a search (`b_key`, a LIKE prefix of case_search_key): the cases
+    found come first — few for what clerks type — and their open tasks that are the caller's or
+    unclaimed in one of `roles` roles (b_role0 …), in created order, the first `b_limit`."""
+    visible = _ht.assignee == bindparam("b_assignee")
+    if roles:
+        visible = or_(visible, _ht.assignee.is_(None) & _ht.role.in_(
+            [bindparam(f"b_role{i}") for i in range(roles)]))
+    found = select(CaseSearchKey.case_id).where(CaseSearchKey.key.like(bindparam("b_key"), escape="\\"))
+    return Prepared(_CASE_TASKS_SELECT.where(_ht.case_id.in_(found), _ht.state == literal_column("'open'"), visible)
+                    .order_by(_ht.created_at, _ht.id).limit(bindparam("b_limit")))
+
+
+_P_UNCLAIMED_COUNT = Prepared(select(func.count()).select_from(HumanTask.__table__).where(
+    _ht.state == literal_column("'open'"), _ht.assignee.is_(None), _ht.role == bindparam("b_role")))
+_P_MINE_COUNT = Prepared(select(func.count()).select_from(HumanTask.__table__).where(
+    _ht.state == literal_column("'open'"), _ht.assignee == bindparam("b_assignee")))
+_P_PROCESS_NAMES = Prepared(select(ProcessVersion.__table__.c.process_id, ProcessVersion.__table__.c.name)
+                            .order_by(ProcessVersion.__table__.c.version))
 
 
 # Work to do once a session's transaction has committed (the hot cache), kept in `session.info`:
@@ -1348,6 +1411,11 @@ def _escape_like(text: str) -> str:
 
 def _status_label(status: str) -> str:
     return {"active": "办理中", "suspended": "已挂起", "completed": "办结", "cancelled": "撤销"}.get(status, status)
+
+
+def _names(rows: Iterable[Sequence[Any]]) -> dict[str, str]:
+    """process id -> name, from (process_id, name) rows in version order: the latest wins."""
+    return {pid: name or pid for pid, name in rows}
 
 
 def _case_task(r: Sequence[Any]) -> dict[str, Any]:

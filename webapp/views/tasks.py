@@ -18,11 +18,11 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 
 from domain import deadlines, materials, register
 from engine.errors import Conflict, EngineError, NotFound, NotPermitted
-from storage.models import HumanTask, ProcessVersion, TaskDraft
+from storage.models import HumanTask, TaskDraft
 from webapp import schema_form
 from webapp.api_forms import task_form, task_ui
 from webapp.security import current_actor, forbidden, safe_next
@@ -59,12 +59,7 @@ def _engine() -> Any:
 
 def process_names() -> dict[str, str]:
     """process id -> the name of its latest version (the business kind)."""
-    names: dict[str, str] = {}
-    with _engine().db.read() as s:  # names only: versions() would load every version's XML
-        for pid, name in s.execute(select(ProcessVersion.process_id, ProcessVersion.name)
-                                   .order_by(ProcessVersion.version)):
-            names[pid] = name or pid
-    return names
+    return _engine().process_names()
 
 
 # ============================================================================ the task list
@@ -79,24 +74,19 @@ def index() -> str:
     mine = request.args.get("mine") == "1"
     q = (request.args.get("q") or "").strip()
     page = min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
-    rows = engine.task_list(actor, role=role, mine_only=mine, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE,
-                            search=q or None)
+    found = engine.task_page(actor, role=role, mine_only=mine, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE,
+                             search=q or None, with_counts=True)
+    rows = found.tasks
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
-    now = engine.clock.now()
-    with engine.db.read() as s:
-        lights = deadlines.task_lights(s, rows, now) if rows else {}
-        counts = dict(s.execute(
-            select(HumanTask.role, func.count()).where(
-                HumanTask.state == "open", HumanTask.assignee.is_(None), HumanTask.role.in_(sorted(actor.roles)))
-            .group_by(HumanTask.role)).all())
-        mine_count = s.scalar(select(func.count()).select_from(HumanTask).where(
-            HumanTask.state == "open", HumanTask.assignee == actor.name))
-    for r in rows:
-        r["light"] = lights.get(r["id"])
-    return render_template("tasks/index.html", tasks=rows, names=process_names(), role=role, mine=mine, q=q,
-                           counts={r: counts.get(r, 0) for r in sorted(actor.roles)}, mine_count=mine_count,
-                           more=more, page=page, page_size=PAGE_SIZE)
+    if rows:
+        with engine.db.read_engine.connect() as conn:
+            lights = deadlines.task_lights(conn, rows, engine.clock.now())
+        for r in rows:
+            r["light"] = lights.get(r["id"])
+    return render_template("tasks/index.html", tasks=rows, names=found.process_names, role=role, mine=mine, q=q,
+                           counts={r: found.counts.get(r, 0) for r in sorted(actor.roles)},
+                           mine_count=found.mine_count, more=more, page=page, page_size=PAGE_SIZE)
 
 
 def _back() -> Any:
