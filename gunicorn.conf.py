@@ -12,7 +12,8 @@ reads the ONEWINDOW_* variables (database, secret key, adapters …) as `onewind
   the cores; threads overlap the waits for the database. Fewer processes also keep more steps on
   the engine's per-process cache of hot cases (bench/http.py: 2 × 8 did more per CPU second than
   4 × 4 or 3 × 8 on 2 cores, with a lower p99).
-- ONEWINDOW_WEB_THREADS (8): request threads per worker process (gthread).
+- ONEWINDOW_WEB_THREADS (8): request threads per worker process (gthread). The database pools
+  of each worker keep threads + 1 connections (ONEWINDOW_DB_POOL_SIZE, unless set).
 - ONEWINDOW_WEB_TIMEOUT (60): seconds a worker may be silent before it is killed and replaced (a
   step is limited to 10 s; a large deployment upload is the slowest request).
 - ONEWINDOW_WEB_PRELOAD (1): build the app once in the master and fork it (shared memory, one
@@ -46,6 +47,8 @@ bind = os.environ.get("ONEWINDOW_WEB_BIND", "127.0.0.1:8000").split()
 workers = _int("ONEWINDOW_WEB_WORKERS", multiprocessing.cpu_count())
 worker_class = "gthread"
 threads = _int("ONEWINDOW_WEB_THREADS", 8)
+# a database pool per thread: a smaller pool would open and close a connection per request beyond it
+os.environ.setdefault("ONEWINDOW_DB_POOL_SIZE", str(threads + 1))
 timeout = _int("ONEWINDOW_WEB_TIMEOUT", 60)
 graceful_timeout = 30
 keepalive = 5

@@ -368,35 +368,38 @@ class Engine:
             self._run(step, wf, self._deliverer(s, step))
         return self._ref(step.case)
 
-    def claim_task(self, task_id: int, actor: Actor) -> None:
-        """Take an open task of one of the actor's roles. The claim is one conditional UPDATE (still
-        open, still unclaimed): of two clerks claiming at once, exactly one gets it, the other a
-        Conflict naming the holder, without a row lock held across round trips."""
+    def claim_task(self, task_id: int, actor: Actor) -> dict[str, Any]:
+        """Take an open task of one of the actor's roles; returns the task (as `task` gives it). The
+        claim is one conditional UPDATE (still open, still unclaimed): of two clerks claiming at
+        once, exactly one gets it, the other a Conflict naming the holder, without a row lock held
+        across round trips."""
         with self.db.write() as s:
             conn = s.connection()
-            row = _P_TASK.first(conn, {"b_id": task_id})
+            row = _P_TASK_BY_ID.first(conn, {"b_id": task_id})
             if row is None:
                 raise NotFound(f"任务 {task_id} 不存在")
-            ht = TaskRow(*row)
-            if ht.state != "open":
-                raise TaskNotReady(f"任务「{ht.name or ht.bpmn_id}」已办结或取消")
-            self._check_task_role(ht, actor)
+            task = _case_task(row)
+            label = task["name"] or task["bpmn_id"]
+            if task["state"] != "open":
+                raise TaskNotReady(f"任务「{label}」已办结或取消")
+            if not actor.has(task["role"]):
+                raise NotPermitted(_not_your_role(label, task["role"], actor))
             now = self.clock.now()
             for _ in range(2):
-                if ht.state != "open":
-                    raise TaskNotReady(f"任务「{ht.name or ht.bpmn_id}」已办结或取消")
-                if ht.assignee == actor.name:
-                    return
-                if ht.assignee:
-                    raise Conflict(f"任务「{ht.name or ht.bpmn_id}」已由 {ht.assignee} 认领")
+                if task["state"] != "open":
+                    raise TaskNotReady(f"任务「{label}」已办结或取消")
+                if task["assignee"] == actor.name:
+                    return task
+                if task["assignee"]:
+                    raise Conflict(f"任务「{label}」已由 {task['assignee']} 认领")
                 if _P_CLAIM_TASK.execute(conn, {"b_id": task_id, "b_assignee": actor.name, "b_at": now}) == 1:
                     _P_INSERT_EVENT.execute(conn, {
-                        "b_case_id": ht.case_id, "b_at": now, "b_actor": actor.name, "b_kind": "task_claimed",
-                        "b_task_guid": ht.task_guid, "b_bpmn_id": ht.bpmn_id, "b_detail": {}})
-                    return
+                        "b_case_id": task["case_id"], "b_at": now, "b_actor": actor.name, "b_kind": "task_claimed",
+                        "b_task_guid": task["task_guid"], "b_bpmn_id": task["bpmn_id"], "b_detail": {}})
+                    return {**task, "assignee": actor.name}
                 # claimed or closed by another transaction since the read: say by whom
-                ht = TaskRow(*_P_TASK.first(conn, {"b_id": task_id}))
-            raise Conflict(f"任务「{ht.name or ht.bpmn_id}」刚被他人处理，请刷新后重试")
+                task = _case_task(_P_TASK_BY_ID.first(conn, {"b_id": task_id}) or row)
+            raise Conflict(f"任务「{label}」刚被他人处理，请刷新后重试")
 
     def release_task(self, task_id: int, actor: Actor) -> None:
         with self.db.write() as s:
@@ -1186,8 +1189,7 @@ class Engine:
     @staticmethod
     def _check_task_role(ht: HumanTask | TaskRow, actor: Actor) -> None:
         if not actor.has(ht.role):
-            raise NotPermitted(f"任务「{ht.name or ht.bpmn_id}」属于「{ROLES.get(ht.role or '', ht.role)}」岗位，"
-                               f"{actor.name} 没有该岗位")
+            raise NotPermitted(_not_your_role(ht.name or ht.bpmn_id, ht.role, actor))
 
     def _open_incident(self, s: Session, incident_id: int) -> Incident:
         inc = s.get(Incident, incident_id)
@@ -1411,6 +1413,10 @@ def _escape_like(text: str) -> str:
 
 def _status_label(status: str) -> str:
     return {"active": "办理中", "suspended": "已挂起", "completed": "办结", "cancelled": "撤销"}.get(status, status)
+
+
+def _not_your_role(label: str, role: str | None, actor: Actor) -> str:
+    return f"任务「{label}」属于「{ROLES.get(role or '', role)}」岗位，{actor.name} 没有该岗位"
 
 
 def _names(rows: Iterable[Sequence[Any]]) -> dict[str, str]:

@@ -124,3 +124,35 @@ def test_many_cases_started_at_once_get_distinct_numbers(engine: Engine, n: int)
     for t in threads:
         t.join(30)
     assert sorted(numbers) == [f"2026-{i:06d}" for i in range(1, n + 1)]
+
+
+def test_clerks_claiming_one_task_at_once_get_it_exactly_once(engine: Engine) -> None:
+    """Four reviewers press 认领 on the same task at the same moment, over and over: each time one
+    holds it, the others are told who does, and the history has one claim."""
+    engine.deploy(bpmn("two_reviews.bpmn"), "designer")
+    clerks = [Actor.of(f"reviewer_{i}", "reviewer") for i in range(4)]
+    for _round in range(6):
+        case = engine.start_case("two_reviews", {}, A)
+        task_id = open_task(engine, case.id, "review_a")["id"]
+        barrier = threading.Barrier(len(clerks))
+        results: dict[str, str] = {}
+
+        def run(actor: Actor) -> None:
+            barrier.wait()
+            try:
+                results[actor.name] = engine.claim_task(task_id, actor)["assignee"]
+            except Conflict as err:
+                results[actor.name] = f"conflict: {err}"
+
+        threads = [threading.Thread(target=run, args=(c,)) for c in clerks]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        holder = open_task(engine, case.id, "review_a")["assignee"]
+        assert holder in results and results[holder] == holder, results
+        others = [v for k, v in results.items() if k != holder]
+        assert len(others) == len(clerks) - 1
+        assert all(v.startswith("conflict") and holder in v for v in others), results
+        claims = [e for e in engine.history(case.id) if e["kind"] == "task_claimed"]
+        assert [e["actor"] for e in claims] == [holder]

@@ -59,9 +59,22 @@ def engine_settings(env: Mapping[str, str] = os.environ) -> EngineSettings:
     return dataclasses.replace(EngineSettings(), **changes)
 
 
+def pool_size(env: Mapping[str, str] = os.environ) -> int:
+    """Connections each pool (reads, writes) of a process keeps open: ONEWINDOW_DB_POOL_SIZE, 5 by
+    default. A pool smaller than the threads that use it at once opens and closes a connection for
+    every request beyond it (a new PostgreSQL backend each time); gunicorn.conf.py sets it to its
+    threads per worker."""
+    raw = (env.get("ONEWINDOW_DB_POOL_SIZE") or "").strip()
+    if not raw:
+        return 5
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"ONEWINDOW_DB_POOL_SIZE={raw!r}: give a whole number above 0")
+    return int(raw)
+
+
 def build_engine(database_url: str | None = None, clock: Clock | None = None,
                  settings: EngineSettings | None = None) -> Engine:
-    db = Database(database_url)
+    db = Database(database_url, pool_size=pool_size())
     return Engine(db, clock=clock, settings=settings or engine_settings(), services=departments(db, clock))
 
 

@@ -319,8 +319,11 @@ def tasks() -> Response:
 def claim_task(task_id: int) -> Response:
     """Take a task of one of your roles; 409 if someone else holds it. No body needed."""
     json_body(_Empty, required=False)
-    engine().claim_task(task_id, current_actor())
-    return answer(S.Task, _task_by_id(task_id))
+    eng = engine()
+    task = eng.claim_task(task_id, current_actor())
+    with eng.db.read_engine.connect() as conn:
+        light = deadlines.task_lights(conn, [task], eng.clock.now()).get(task_id)
+    return answer(S.Task, _task(task, light))
 
 
 @api.route("POST", "/tasks/<int:task_id>/release", summary="释放任务", tag=TASKS, errors=(403, 404, 409),
@@ -429,8 +432,8 @@ def _task(row: dict[str, Any], light: str | None = None, names: dict[str | None,
 def _task_by_id(task_id: int) -> dict[str, Any]:
     eng = engine()
     row = eng.task(task_id)
-    with eng.db.read() as s:
-        light = deadlines.task_lights(s, [row], eng.clock.now()).get(task_id)
+    with eng.db.read_engine.connect() as conn:
+        light = deadlines.task_lights(conn, [row], eng.clock.now()).get(task_id)
     return _task(row, light)
 
 
