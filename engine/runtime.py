@@ -109,6 +109,9 @@ class EngineSettings:
     job_lock_seconds: float = 120.0  # a claimed job returns to the pool if its worker dies
     job_batch: int = 50
     hot_cases: int = 256  # workflow objects kept in memory between steps (0: always deserialize)
+    outbox_attempts: int = 8  # sends of an outbox message before it fails for good (an incident)
+    outbox_retry_delay: float = 10.0  # seconds before the first resend; doubled each time after
+    outbox_max_delay: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -657,7 +660,12 @@ class Engine:
             if job is None or job.locked_by != worker:
                 return False
             case = self._lock_case(s, job.case_id)
-            s.refresh(job)
+            # read again under the case lock: while this worker waited for it, its lease may have
+            # run out and another worker run the job (deleted) or taken it over (locked_by)
+            job = s.scalars(select(TimerJob).where(TimerJob.id == job_id)
+                            .execution_options(populate_existing=True)).first()
+            if job is None or job.locked_by != worker:
+                return False
             if case.status != "active":
                 return False
             step, wf, before_ready, before_jobs = self._open_step(s, case, SYSTEM)
@@ -715,9 +723,12 @@ class Engine:
     # ================================================================== outbox
 
     def deliver_outbox(self, senders: dict[str, Callable[[dict[str, Any], str], None]], worker: str = "worker",
-                       limit: int = 50, max_attempts: int = 8) -> JobRun:
-        """Send pending outbox messages with the sender registered for their topic, each once."""
+                       limit: int = 50, max_attempts: int | None = None) -> JobRun:
+        """Send pending outbox messages with the sender registered for their topic, each once. A
+        failed send is tried again after outbox_retry_delay × 2^(attempts − 1) seconds (at most
+        outbox_max_delay), up to `max_attempts` (default: the settings' outbox_attempts)."""
         run = JobRun()
+        max_attempts = max_attempts or self.settings.outbox_attempts
         now = self.clock.now()
         until = now + timedelta(seconds=self.settings.job_lock_seconds)
         with self.db.write() as s:
@@ -762,7 +773,8 @@ class Engine:
                         case = s.get(Case, msg.case_id)
                         case.open_incidents += 1
                 else:
-                    msg.due_at = self.clock.now() + timedelta(seconds=min(10 * 2 ** msg.attempts, 3600))
+                    delay = self.settings.outbox_retry_delay * 2 ** (msg.attempts - 1)
+                    msg.due_at = self.clock.now() + timedelta(seconds=min(delay, self.settings.outbox_max_delay))
         return run
 
     # ================================================================== queries

@@ -370,8 +370,14 @@ def _describe(err: SpiffWorkflowException) -> str:
     notes = getattr(err, "notes", None) or getattr(err, "__notes__", None) or []
     inner = getattr(err, "exception", None) or err.__cause__ or err.__context__
     parts = [text]
-    if inner is not None and str(inner) and str(inner) not in text:
-        parts.append(f"{type(inner).__name__}: {inner}")
+    if inner is not None:
+        detail = str(inner)
+        if isinstance(inner, MemoryError) and not detail:  # the process's memory limit (RLIMIT_AS)
+            parts.append("MemoryError: 内存不足（超出进程的内存上限）")
+        elif not detail:
+            parts.append(type(inner).__name__)
+        elif detail not in text:
+            parts.append(f"{type(inner).__name__}: {detail}")
     parts.extend(n for n in notes if n not in text)
     return " — ".join(parts)
 

@@ -126,6 +126,27 @@ def test_many_cases_started_at_once_get_distinct_numbers(engine: Engine, n: int)
     assert sorted(numbers) == [f"2026-{i:06d}" for i in range(1, n + 1)]
 
 
+def claim_at_once(engine: Engine, task_id: int, clerks: list[Actor]) -> dict[str, str]:
+    """Each clerk claims the task at the same moment: clerk -> the holder they were given, or the
+    conflict they were told."""
+    barrier = threading.Barrier(len(clerks))
+    results: dict[str, str] = {}
+
+    def run(actor: Actor) -> None:
+        barrier.wait()
+        try:
+            results[actor.name] = engine.claim_task(task_id, actor)["assignee"]
+        except Conflict as err:
+            results[actor.name] = f"conflict: {err}"
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in clerks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return results
+
+
 def test_clerks_claiming_one_task_at_once_get_it_exactly_once(engine: Engine) -> None:
     """Four reviewers press 认领 on the same task at the same moment, over and over: each time one
     holds it, the others are told who does, and the history has one claim."""
@@ -133,22 +154,7 @@ def test_clerks_claiming_one_task_at_once_get_it_exactly_once(engine: Engine) ->
     clerks = [Actor.of(f"reviewer_{i}", "reviewer") for i in range(4)]
     for _round in range(6):
         case = engine.start_case("two_reviews", {}, A)
-        task_id = open_task(engine, case.id, "review_a")["id"]
-        barrier = threading.Barrier(len(clerks))
-        results: dict[str, str] = {}
-
-        def run(actor: Actor) -> None:
-            barrier.wait()
-            try:
-                results[actor.name] = engine.claim_task(task_id, actor)["assignee"]
-            except Conflict as err:
-                results[actor.name] = f"conflict: {err}"
-
-        threads = [threading.Thread(target=run, args=(c,)) for c in clerks]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        results = claim_at_once(engine, open_task(engine, case.id, "review_a")["id"], clerks)
         holder = open_task(engine, case.id, "review_a")["assignee"]
         assert holder in results and results[holder] == holder, results
         others = [v for k, v in results.items() if k != holder]

@@ -6,6 +6,7 @@ service_uncaught.bpmn is the same check without the boundary.
 """
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -74,6 +75,45 @@ def kinds(engine, case_id: int) -> list[str]:
 
 def open_ids(engine, case_id: int) -> list[str]:
     return [t["bpmn_id"] for t in engine.case_tasks(case_id)]
+
+
+def test_a_failing_notification_is_resent_with_the_configured_back_off_then_an_incident(engine, clock):
+    """SMS gateway down: the notice is tried again after 5 s, 10 s, 20 s (outbox_retry_delay 5,
+    doubling, at most 15 s: so 15 s), and after outbox_attempts sends it fails with an incident."""
+    engine.settings = dataclasses.replace(engine.settings, outbox_attempts=4, outbox_retry_delay=5.0,
+                                          outbox_max_delay=15.0)
+    case = start(engine, "ok")
+    tries: list[str] = []
+
+    def gateway_down(payload: dict, key: str) -> None:
+        tries.append(key)
+        raise ConnectionError("SMS gateway refused the connection")
+
+    waits = []
+    for _attempt in range(3):
+        before = clock.now()
+        assert engine.deliver_outbox({"notify.applicant": gateway_down}).failed == 1
+        [msg] = outbox(engine)
+        assert msg.status == "pending" and "SMS gateway" in msg.last_error
+        waits.append((msg.due_at - before).total_seconds())
+        assert engine.deliver_outbox({"notify.applicant": gateway_down}).failed == 0  # not yet due
+        clock.advance(seconds=waits[-1])
+    assert waits == [5.0, 10.0, 15.0]
+    assert engine.deliver_outbox({"notify.applicant": gateway_down}).failed == 1
+    [msg] = outbox(engine)
+    assert msg.status == "failed" and msg.attempts == 4 and len(tries) == 4
+    [incident] = engine.incidents(case_id=case.id)
+    assert incident["kind"] == "outbox_failed" and "4 attempts" in incident["message"]
+
+
+def test_outbox_back_off_is_read_from_the_environment():
+    from webapp.wiring import engine_settings
+
+    settings = engine_settings({"ONEWINDOW_OUTBOX_ATTEMPTS": "3", "ONEWINDOW_OUTBOX_RETRY_DELAY": "2.5",
+                                "ONEWINDOW_OUTBOX_MAX_DELAY": "60"})
+    assert (settings.outbox_attempts, settings.outbox_retry_delay, settings.outbox_max_delay) == (3, 2.5, 60.0)
+    with pytest.raises(ValueError, match="ONEWINDOW_OUTBOX_RETRY_DELAY"):
+        engine_settings({"ONEWINDOW_OUTBOX_RETRY_DELAY": "soon"})
 
 
 def test_success_stores_result_and_queues_the_notification_with_its_key(engine):

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from domain.clock import SHANGHAI
+from engine.runtime import JobRun
 from storage.models import TimerJob
 from tests.conftest import REVIEWER, SUPERVISOR, bpmn, open_task
 
@@ -263,3 +265,32 @@ def test_an_event_based_gateways_timer_is_dropped_when_the_message_wins(engine, 
     assert timer_jobs(engine, case.id) == {}
     clock.advance(hours=2)
     assert engine.run_due_jobs().fired == 0 and fired(engine, case.id) == []
+
+
+def test_a_worker_whose_lease_ran_out_while_it_waited_leaves_the_job_to_the_other(engine, clock):
+    """Worker A claims the reminder, then stalls before it has the case; its lease runs out and
+    worker B claims and fires the job meanwhile. A, getting the case at last, sees the job gone and
+    skips it: no error, no incident, the reminder fired once."""
+    if engine.db.is_sqlite:
+        pytest.skip("on SQLite a step holds the database's write lock from its start: no interleaving")
+    case = start(engine, clock)
+    clock.advance(hours=1)
+    [job_id] = engine._claim_jobs("A", 10)
+    clock.advance(seconds=engine.settings.job_lock_seconds + 1)
+    original = engine._lock_case
+    interleaved: list[JobRun] = []
+
+    def other_worker_first(s, case_id):
+        engine._lock_case = original  # B's own step locks the case as usual
+        interleaved.append(engine.run_due_jobs("B"))
+        return original(s, case_id)
+
+    engine._lock_case = other_worker_first
+    try:
+        assert engine._run_job(job_id, "A") is False
+    finally:
+        engine._lock_case = original
+    assert interleaved[0].fired == 1 and interleaved[0].errors == []
+    assert fired(engine, case.id) == ["remind"]
+    assert engine.case_data(case.id)["reminders"] == 1
+    assert engine.get_case(case.id)["open_incidents"] == 0

@@ -37,6 +37,9 @@ SETTINGS_VARIABLES: dict[str, tuple[str, type]] = {
     "ONEWINDOW_RETRY_BACKOFF_BASE": ("retry_backoff_base", int),
     "ONEWINDOW_RETRY_MAX_DELAY": ("retry_max_delay", float),
     "ONEWINDOW_JOB_LOCK_SECONDS": ("job_lock_seconds", float),  # a dead worker's claimed jobs return after this
+    "ONEWINDOW_OUTBOX_ATTEMPTS": ("outbox_attempts", int),  # sends of a message before an incident
+    "ONEWINDOW_OUTBOX_RETRY_DELAY": ("outbox_retry_delay", float),  # seconds before the first resend
+    "ONEWINDOW_OUTBOX_MAX_DELAY": ("outbox_max_delay", float),
 }
 
 
