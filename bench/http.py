@@ -8,7 +8,9 @@ its own (`<bench database>_http`, dropped and made anew on each run: ONEWINDOW_B
 or --postgres names the server), deploys bench/http_chain.bpmn (four user tasks in a row, one per
 post), creates one user per client, holding the four posts, with an API token each, starts enough
 cases (some moved on to the later posts, so none waits for work at first), then runs `--clients`
-threads for `--seconds`, each with its own keep-alive httpx client and token:
+threads for `--seconds`, each with its own keep-alive connection and token (http.client: the load
+generator shares the two cores with the server, and httpx spends about three times its CPU per
+request):
 
     GET /api/v1/tasks?role=P&limit=20  →  pick one at random  →  POST …/claim  →  POST …/complete
 
@@ -36,6 +38,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 
 import argparse
+import http.client
+import json
 import os
 import random
 import secrets
@@ -46,6 +50,8 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from sqlalchemy import func, select
@@ -177,24 +183,71 @@ class Tally:
     error_samples: list[str] = field(default_factory=list)
 
 
+class Reply:
+    __slots__ = ("status_code", "content")
+
+    def __init__(self, status_code: int, content: bytes) -> None:
+        self.status_code, self.content = status_code, content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class KeepAlive:
+    """One keep-alive HTTP/1.1 connection carrying a client's token. A request that fails is not
+    sent again (a POST might have been done); the next one opens a new connection."""
+
+    def __init__(self, base: str, token: str, timeout: float = 30) -> None:
+        url = urlsplit(base)
+        self.host, self.port, self.timeout = url.hostname or "127.0.0.1", url.port or 80, timeout
+        self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self.conn: http.client.HTTPConnection | None = None
+
+    def request(self, method: str, path: str, params: dict[str, Any] | None = None, json_body: Any = None) -> Reply:
+        if params:
+            path = f"{path}?{urlencode(params)}"
+        headers, body = self.headers, None
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            headers = {**headers, "Content-Type": "application/json"}
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+            return Reply(response.status, response.read())
+        except (http.client.HTTPException, OSError):
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
 class Client(threading.Thread):
     def __init__(self, base: str, token: str, start_at: float, measure_from: float, stop_at: float,
                  seed: int, list_limit: int) -> None:
         super().__init__(daemon=True)
         self.list_limit = list_limit
         self.post = seed % len(ROLES)
-        self.http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        self.http = KeepAlive(base, token)
         self.start_at, self.measure_from, self.stop_at = start_at, measure_from, stop_at
         self.random = random.Random(seed)
         self.tally = Tally()
         self.warm = Tally()
 
-    def call(self, method: str, path: str, **kwargs: object) -> httpx.Response | None:
+    def call(self, method: str, path: str, **kwargs: Any) -> Reply | None:
         tally = self.tally if time.monotonic() >= self.measure_from else self.warm
         t0 = time.perf_counter()
         try:
-            response = self.http.request(method, path, **kwargs)  # type: ignore[arg-type]
-        except httpx.HTTPError as err:
+            response = self.http.request(method, path, **kwargs)
+        except (http.client.HTTPException, OSError) as err:
             tally.errors += 1
             if len(tally.error_samples) < 5:
                 tally.error_samples.append(f"{method} {path}: {type(err).__name__}: {err}")
@@ -228,7 +281,7 @@ class Client(threading.Thread):
             claimed = self.call("POST", f"/api/v1/tasks/{task['id']}/claim")
             if claimed is None or claimed.status_code != 200:
                 continue
-            done = self.call("POST", f"/api/v1/tasks/{task['id']}/complete", json={"data": {"ok": True}})
+            done = self.call("POST", f"/api/v1/tasks/{task['id']}/complete", json_body={"data": {"ok": True}})
             if done is not None and done.status_code == 200:
                 (self.tally if time.monotonic() >= self.measure_from else self.warm).completions += 1
         self.http.close()
