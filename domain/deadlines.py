@@ -56,7 +56,7 @@ from sqlalchemy.orm import Session
 from domain import calendar
 from domain.clock import SHANGHAI
 from domain.errors import BusinessError
-from storage.db import Batch, Database, Prepared
+from storage.db import Database, Prepared
 from storage.models import Case, CaseClock, CaseClockPause, CaseStageTime, HumanTask
 
 __all__ = [
@@ -655,19 +655,23 @@ _ClockRow = namedtuple("_ClockRow", [c.name for c in _CLOCK.c])  # type: ignore[
 _PauseRow = namedtuple("_PauseRow", [c.name for c in _PAUSE.c])  # type: ignore[misc]
 
 
-def _of_cases(table: Any, dialect: str) -> Any:
-    """Rows of `table` whose case_id is in the list `b_ids`, as one statement whatever the list's
-    length (so it is compiled once): an array on PostgreSQL, a JSON array on SQLite."""
+def _clocks_with_pauses(dialect: str) -> Any:
+    """The clocks of the cases in the list `b_ids`, each with its pauses (none: one row of NULLs),
+    as one statement whatever the list's length (so it is compiled and prepared once): an array on
+    PostgreSQL, a JSON array on SQLite."""
     if dialect == "postgresql":
-        match = table.c.case_id == any_(bindparam("b_ids", type_=ARRAY(BigInteger)))
+        match = _CLOCK.c.case_id == any_(bindparam("b_ids", type_=ARRAY(BigInteger)))
     else:
-        match = table.c.case_id.in_(select(literal_column("value")).select_from(
+        match = _CLOCK.c.case_id.in_(select(literal_column("value")).select_from(
             func.json_each(bindparam("b_ids", type_=String))))
-    return select(*table.c).where(match)
+    return (select(*_CLOCK.c, *_PAUSE.c).select_from(_CLOCK.outerjoin(_PAUSE, _PAUSE.c.case_id == _CLOCK.c.case_id))
+            .where(match).order_by(_CLOCK.c.case_id, _PAUSE.c.started_at))
 
 
-_P_CLOCKS = Prepared(lambda dialect: _of_cases(_CLOCK, dialect))
-_P_PAUSES = Prepared(lambda dialect: _of_cases(_PAUSE, dialect).order_by(_PAUSE.c.started_at))
+_P_CLOCKS = Prepared(_clocks_with_pauses)
+_CLOCK_WIDTH = len(_CLOCK.c)
+_CLOCK_CASE = list(_CLOCK.c).index(_CLOCK.c.case_id)
+_PAUSE_ID = _CLOCK_WIDTH + list(_PAUSE.c).index(_PAUSE.c.id)
 
 
 def _ids_param(conn: Connection, ids: list[int]) -> Any:
@@ -692,15 +696,12 @@ def task_lights(session: Session | Connection, tasks: Iterable[Any], now: dateti
     clocks: dict[int, Any] = {}
     pauses: dict[int, list[Any]] = defaultdict(list)
     if case_ids:
-        # the pauses of every listed case along with the clocks (few cases have any), so that
-        # PostgreSQL answers both in one round trip
-        batch = Batch()
-        batch.add(_P_CLOCKS, {"b_ids": _ids_param(conn, case_ids)})
-        batch.add(_P_PAUSES, {"b_ids": _ids_param(conn, case_ids)})
-        found_clocks, found_pauses = batch.run(conn)
-        clocks = {row.case_id: row for row in map(_ClockRow._make, found_clocks.rows)}
-        for p in map(_PauseRow._make, found_pauses.rows):
-            pauses[p.case_id].append(p)
+        for row in _P_CLOCKS.all(conn, {"b_ids": _ids_param(conn, case_ids)}):
+            clock = clocks.get(row[_CLOCK_CASE])
+            if clock is None:
+                clock = clocks[row[_CLOCK_CASE]] = _ClockRow._make(row[:_CLOCK_WIDTH])
+            if row[_PAUSE_ID] is not None:  # the pause's id: NULL when the clock never stood still
+                pauses[clock.case_id].append(_PauseRow._make(row[_CLOCK_WIDTH:]))
     out: dict[int, str | None] = {}
     for t in items:
         clock = clocks.get(_field(t, "case_id"))

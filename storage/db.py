@@ -356,7 +356,8 @@ class Batch:
         cursors: list[Any] = []
         bound: Any = None
         try:
-            with dbapi_conn.pipeline() if _pipelined(conn) else nullcontext():
+            # one statement gains nothing from a pipeline, which costs CPU to enter and leave
+            with dbapi_conn.pipeline() if len(work) > 1 and _pipelined(conn) else nullcontext():
                 for compiled, params, many in work:
                     cursor = dbapi_conn.cursor()
                     cursors.append(cursor)

@@ -442,3 +442,21 @@ def test_task_lights_follow_the_stage_budgets_of_one_hour_kinds(engine, clock):
     clock.set(at(2026, 12, 20, 9))  # the presale case is long overdue: its task shows it
     with engine.db.read() as s:
         assert deadlines.task_lights(s, [other], clock.now()) == {other["id"]: "red"}
+
+
+def test_task_lights_leave_out_every_stretch_the_clock_stood_still(engine, clock):
+    """A one-hour transfer's review (20-minute budget, opened 09:00) waited twice for the applicant
+    (09:05–09:10, 09:12–09:22): at 09:30 it has used 15 minutes — yellow, not red — and a case
+    listed beside it without pauses keeps its own light."""
+    quick = start(engine, clock, "secondhand_transfer", when=at(2026, 11, 23, 9, 0))
+    plain = start(engine, clock, "secondhand_transfer", when=at(2026, 11, 23, 9, 0))
+    with engine.db.write() as s:
+        for begin, end in (((9, 5), (9, 10)), ((9, 12), (9, 22))):
+            deadlines.pause_clock(s, quick.id, "supplement", at(2026, 11, 23, *begin))
+            deadlines.resume_clock(s, quick.id, at(2026, 11, 23, *end))
+    review, other = open_task(engine, quick.id, "review"), open_task(engine, plain.id, "review")
+    clock.set(at(2026, 11, 23, 9, 30))
+    for reader in (engine.db.read, engine.db.read_engine.connect):
+        with reader() as s:
+            assert deadlines.task_lights(s, [review, other], clock.now()) == {review["id"]: "yellow",
+                                                                              other["id"]: "red"}
