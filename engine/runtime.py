@@ -873,19 +873,24 @@ class Engine:
             return self._case_dict(s, case)
 
     def case_data(self, case_id: int) -> dict[str, Any]:
-        """The case's data as its latest finished or waiting task sees it."""
-        with self.db.read() as s:
-            case = s.get(Case, case_id)
-            if case is None:
+        """The case's data as its latest finished or waiting task sees it. A hot case's workflow is
+        read in memory (a task page and a form check each ask this; deserializing the state
+        costs milliseconds); it is taken out of the cache meanwhile, so no step shares it."""
+        with self.db.read_engine.connect() as conn:
+            found = _P_CASE_VERSION.first(conn, {"b_id": case_id})
+            if found is None:
                 raise NotFound(f"案件 {case_id} 不存在")
-            wf = self._deserialize(case)
-        if wf.is_completed():
-            return dict(wf.data)
-        data: dict[str, Any] = {}
-        reached = TaskState.COMPLETED | TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
-        for task in sorted(wf.get_tasks(state=reached), key=lambda t: t.last_state_change):
-            data.update(task.data)
-        return data
+            with self._lock:
+                entry = self._hot.pop(case_id, None)
+            if entry is not None and entry[0] == found[0]:
+                try:  # a copy: the workflow lives on for the next step
+                    return copy.deepcopy(_data_of(entry[1]))
+                finally:
+                    with self._lock:
+                        if case_id not in self._hot:  # a step may have kept a newer one meanwhile
+                            self._hot[case_id] = entry
+            state = _P_CASE_STATE.first(conn, {"b_id": case_id})
+        return _data_of(self.serializer.deserialize_json(state[0]))
 
     def history(self, case_id: int) -> list[dict[str, Any]]:
         with self.db.read() as s:
@@ -1328,6 +1333,7 @@ _CASE_TASKS_SELECT = (select(*(_ht[n] for n in _CASE_TASK_COLUMNS), _c.case_numb
 _CASE_TASKS_QUERY = _CASE_TASKS_SELECT.where(_ht.case_id == bindparam("b_case_id")).order_by(_ht.id)
 _P_CASE_TASKS = Prepared(_CASE_TASKS_QUERY)
 _P_CASE_TASKS_OPEN = Prepared(_CASE_TASKS_QUERY.where(_ht.state == "open"))
+_P_CASE_VERSION = Prepared(select(_c.lock_version).where(_c.id == bindparam("b_id")))
 _P_TASK_BY_ID = Prepared(_CASE_TASKS_SELECT.where(_ht.id == bindparam("b_id")))
 
 
@@ -1425,6 +1431,17 @@ def _escape_like(text: str) -> str:
 
 def _status_label(status: str) -> str:
     return {"active": "办理中", "suspended": "已挂起", "completed": "办结", "cancelled": "撤销"}.get(status, status)
+
+
+def _data_of(wf: BpmnWorkflow) -> dict[str, Any]:
+    """A workflow's data as its latest finished or waiting task sees it."""
+    if wf.is_completed():
+        return dict(wf.data)
+    data: dict[str, Any] = {}
+    reached = TaskState.COMPLETED | TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
+    for task in sorted(wf.get_tasks(state=reached), key=lambda t: t.last_state_change):
+        data.update(task.data)
+    return data
 
 
 def _not_your_role(label: str, role: str | None, actor: Actor) -> str:

@@ -569,6 +569,9 @@ def test_an_incident_is_retried_and_another_resolved_from_the_page(app: Flask, e
     assert "已电话核实" in page(stuck)  # the input is kept
     bad_json = supervisor.post(url, data={"csrf_token": token, "comment": "已电话核实", "result": "{seized"})
     assert bad_json.status_code == 422 and "不是有效的 JSON" in page(bad_json)
+    for unstorable in ('{"seized": NaN}', '{"amount": 1e999}', '{"note": "a\\u0000b"}'):
+        refused = supervisor.post(url, data={"csrf_token": token, "comment": "已电话核实", "result": unstorable})
+        assert refused.status_code == 422 and "不是有效的 JSON" in page(refused), unstorable
     resolved = supervisor.post(url, data={"csrf_token": token, "comment": "已电话核实，未查封",
                                           "result": '{"seized": false}'})
     assert resolved.status_code == 302

@@ -38,6 +38,7 @@ from engine import DeploymentRejected, EngineError, MigrationRefused
 from engine.deployment import DEPLOYABLE_SUFFIXES
 from storage.models import Case, CaseClock, HumanTask, Incident, Outbox, ProcessVersion, TimerJob
 from webapp.diagram import render_svg
+from webapp.schema_form import strict_json
 from webapp.security import current_actor, forbidden, role_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -446,7 +447,7 @@ def resolve_incident(incident_id: int) -> Any:
     result = None
     if raw_result:
         try:
-            result = json.loads(raw_result)
+            result = strict_json(raw_result)
         except ValueError as err:
             return _incident_page(incident_id, _("结果不是有效的 JSON：%(error)s", error=str(err)), 422, form)
         if not isinstance(result, dict):
