@@ -4,19 +4,23 @@ users created through webapp.accounts; pages are used as a browser would (CSRF f
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import insert
 
 from engine import Actor, Engine
+from engine.runtime import COUNT_CAP
 from tests import web
 from tests.conftest import open_task
 from tests.test_api import svg_marks
 from tests.web import page, token_of
 from webapp import create_app
 from webapp.accounts import AccountPolicy, Accounts
+from storage.models import HumanTask
 from webapp.views.tasks import findings_of
 
 FAST = AccountPolicy(time_cost=1, memory_cost=8 * 1024, parallelism=1)
@@ -212,3 +216,21 @@ def test_the_diagram_opens_at_full_size_for_any_clerk(app: Flask, engine: Engine
     assert svg_marks(r.get_data(as_text=True))["accept"] == "active"
     assert zhao.get("/cases/99999/diagram.svg").status_code == 404
     assert app.test_client().get(f"/cases/{case_id}/diagram.svg").status_code == 302  # log in first
+
+
+def test_a_post_with_more_than_a_thousand_waiting_tasks_shows_1000_plus(app: Flask, engine: Engine) -> None:
+    """Counts stop at a thousand: a clerk sees 1000+ (the database does not walk the rest on
+    every page view), and the list itself still starts with the oldest."""
+    case_id = start(engine)
+    accept = open_task(engine, case_id, "accept")
+    with engine.db.write() as s:
+        s.execute(insert(HumanTask), [
+            {"case_id": case_id, "task_guid": f"00000000-0000-4000-8000-{i:012d}", "bpmn_id": "accept",
+             "name": "受理", "role": "window_clerk", "form": None, "state": "open",
+             "created_at": accept["created_at"] + timedelta(seconds=i + 1)} for i in range(COUNT_CAP)])
+    html = page(log_in(app, "wang").get("/tasks/"))
+    assert re.search(r'data-role="window_clerk">1000\+<', html), html[:2000]
+    assert task_ids(html)["accept"][0] == accept["id"]
+    engine.claim_task(accept["id"], WANG)
+    html = page(log_in(app, "zhang").get("/tasks/"))
+    assert re.search(r'data-role="window_clerk">1000\+<', html)  # exactly 1000 left: still capped

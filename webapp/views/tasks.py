@@ -22,6 +22,7 @@ from sqlalchemy import delete
 
 from domain import deadlines, materials, register
 from engine.errors import Conflict, EngineError, NotFound, NotPermitted
+from engine.runtime import COUNT_CAP
 from storage.models import HumanTask, TaskDraft
 from webapp import schema_form
 from webapp.api_forms import task_form, task_ui
@@ -86,7 +87,8 @@ def index() -> str:
             r["light"] = lights.get(r["id"])
     return render_template("tasks/index.html", tasks=rows, names=found.process_names, role=role, mine=mine, q=q,
                            counts={r: found.counts.get(r, 0) for r in sorted(actor.roles)},
-                           mine_count=found.mine_count, more=more, page=page, page_size=PAGE_SIZE)
+                           mine_count=found.mine_count, count_cap=COUNT_CAP, more=more, page=page,
+                           page_size=PAGE_SIZE)
 
 
 def _back() -> Any:
