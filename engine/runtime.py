@@ -1100,7 +1100,7 @@ class Engine:
             {"b_case_id": case.id, "b_at": now, "b_actor": step.actor, "b_kind": ev["kind"],
              "b_task_guid": ev["task_guid"], "b_bpmn_id": ev["bpmn_id"], "b_detail": ev["detail"]}
             for ev in step.events])
-        state = self.serializer.serialize_json(wf).encode("utf-8")
+        state = spiff.state_bytes(self.serializer, wf)
         old_version = case.lock_version
         if new:
             writes.add(_P_SAVE_NEW_CASE, {

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextvars
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, ClassVar
@@ -202,6 +203,24 @@ def make_serializer(resolve: Callable[[int], SpecBundle]) -> BpmnWorkflowSeriali
     config[BpmnSubWorkflow] = FastSubWorkflowConverter
     config[BpmnWorkflow] = converter
     return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
+
+
+def state_bytes(serializer: BpmnWorkflowSerializer, workflow: BpmnWorkflow) -> bytes:
+    """`serializer.serialize_json(workflow)` as compact UTF-8: no spaces after separators and
+    Chinese written as itself rather than as \\u escapes — a transfer's state is ~17 % smaller
+    (58 KB instead of 70 KB), which every step writes and every cold read parses. Any JSON reader,
+    `deserialize_json` included, reads it the same."""
+    serializer.registry._encoder_mode = True
+    try:
+        dct = serializer.to_dict(workflow)
+        dct[serializer.VERSION_KEY] = serializer.VERSION
+        text = json.dumps(dct, cls=serializer._encoder_cls, ensure_ascii=False, separators=(",", ":"))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (a script can make one): escaped, as JSON allows
+            return json.dumps(dct, cls=serializer._encoder_cls, separators=(",", ":")).encode("ascii")
+    finally:
+        serializer.registry._encoder_mode = False
 
 
 def make_spec_serializer() -> BpmnWorkflowSerializer:

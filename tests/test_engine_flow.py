@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
-from engine import Conflict, NotPermitted, TaskNotReady
+from engine import Conflict, NotPermitted, TaskNotReady, spiff
+from storage.models import Case
 from tests.conftest import CLERK, REGISTRAR, REVIEWER, bpmn, open_task
 
 
@@ -71,3 +73,18 @@ def test_stale_expected_version_is_a_conflict_and_loses_nothing(engine):
     current = engine.get_case(case.id)["lock_version"]
     engine.complete_task(review["id"], {"approved": True}, REVIEWER, expected_version=current)
     assert open_task(engine, case.id, "register")
+
+
+def test_state_is_stored_as_compact_utf8_and_a_lone_surrogate_still_saves(engine):
+    """Chinese is stored as itself (not \\u escapes), so states are smaller; a string no UTF-8 can
+    hold (a lone surrogate, which a script can make) falls back to escaped JSON, and the case
+    reads back the same either way."""
+    case = start(engine, applicant="张三")
+    with engine.db.read_engine.connect() as conn:
+        stored = conn.execute(select(Case.state).where(Case.id == case.id)).scalar_one()
+    assert "张三".encode() in stored and b"\\u5f20" not in stored and b'", "' not in stored
+    wf = engine.serializer.deserialize_json(stored)
+    wf.data["odd"] = "a\ud800b"
+    again = spiff.state_bytes(engine.serializer, wf)
+    assert again.isascii() and b"\\ud800" in again
+    assert engine.serializer.deserialize_json(again).data["odd"] == "a\ud800b"

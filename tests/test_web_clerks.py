@@ -14,13 +14,13 @@ from sqlalchemy import insert
 
 from engine import Actor, Engine
 from engine.runtime import COUNT_CAP
+from storage.models import HumanTask
 from tests import web
 from tests.conftest import open_task
 from tests.test_api import svg_marks
 from tests.web import page, token_of
 from webapp import create_app
 from webapp.accounts import AccountPolicy, Accounts
-from storage.models import HumanTask
 from webapp.views.tasks import findings_of
 
 FAST = AccountPolicy(time_cost=1, memory_cost=8 * 1024, parallelism=1)
