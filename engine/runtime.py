@@ -383,25 +383,21 @@ class Engine:
                 raise NotFound(f"任务 {task_id} 不存在")
             task = _case_task(row)
             label = task["name"] or task["bpmn_id"]
-            if task["state"] != "open":
-                raise TaskNotReady(f"任务「{label}」已办结或取消")
-            if not actor.has(task["role"]):
+            if task["state"] == "open" and not actor.has(task["role"]):
                 raise NotPermitted(_not_your_role(label, task["role"], actor))
+            if _claimed_already(task, label, actor):
+                return task
             now = self.clock.now()
-            for _ in range(2):
-                if task["state"] != "open":
-                    raise TaskNotReady(f"任务「{label}」已办结或取消")
-                if task["assignee"] == actor.name:
-                    return task
-                if task["assignee"]:
-                    raise Conflict(f"任务「{label}」已由 {task['assignee']} 认领")
-                if _P_CLAIM_TASK.execute(conn, {"b_id": task_id, "b_assignee": actor.name, "b_at": now}) == 1:
-                    _P_INSERT_EVENT.execute(conn, {
-                        "b_case_id": task["case_id"], "b_at": now, "b_actor": actor.name, "b_kind": "task_claimed",
-                        "b_task_guid": task["task_guid"], "b_bpmn_id": task["bpmn_id"], "b_detail": {}})
-                    return {**task, "assignee": actor.name}
-                # claimed or closed by another transaction since the read: say by whom
-                task = _case_task(_P_TASK_BY_ID.first(conn, {"b_id": task_id}) or row)
+            if _P_CLAIM_TASK.execute(conn, {"b_id": task_id, "b_assignee": actor.name, "b_at": now}) == 1:
+                _P_INSERT_EVENT.execute(conn, {
+                    "b_case_id": task["case_id"], "b_at": now, "b_actor": actor.name, "b_kind": "task_claimed",
+                    "b_task_guid": task["task_guid"], "b_bpmn_id": task["bpmn_id"], "b_detail": {}})
+                return {**task, "assignee": actor.name}
+            # claimed or closed by another transaction since the read: say by whom (or, if that
+            # was the same clerk's other click, hand back the task they now hold)
+            task = _case_task(_P_TASK_BY_ID.first(conn, {"b_id": task_id}) or row)
+            if _claimed_already(task, label, actor):
+                return task
             raise Conflict(f"任务「{label}」刚被他人处理，请刷新后重试")
 
     def release_task(self, task_id: int, actor: Actor) -> None:
@@ -801,7 +797,7 @@ class Engine:
         roles = [role] if role else sorted(actor.roles)
         params: dict[str, Any] = {}
         if search:
-            params["b_key"] = f"{_escape_like(case_summary.normalize_key(search))}%"
+            params["b_key"] = _key_prefix(search)
         params["b_assignee"] = actor.name
         listed_roles = [] if mine_only else roles
         params.update({f"b_role{i}": r for i, r in enumerate(listed_roles)})
@@ -838,9 +834,7 @@ class Engine:
 
     @staticmethod
     def _search_key_cases(text: str) -> Any:
-        key = case_summary.normalize_key(text)
-        return select(CaseSearchKey.case_id).where(
-            CaseSearchKey.key.like(f"{_escape_like(key)}%", escape="\\"))
+        return select(CaseSearchKey.case_id).where(CaseSearchKey.key.like(_key_prefix(text), escape="\\"))
 
     def find_cases(self, text: str, limit: int = 50) -> list[dict[str, Any]]:
         """Cases a clerk finds by typing their number, unit number, a party's ID number or name, or
@@ -1443,6 +1437,11 @@ def _check_data(data: Any) -> dict[str, Any]:
     return json.loads(encoded)
 
 
+def _key_prefix(text: str) -> str:
+    """The LIKE pattern (escape character \\) of case search keys beginning with what was typed."""
+    return f"{_escape_like(case_summary.normalize_key(text))}%"
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -1460,6 +1459,16 @@ def _data_of(wf: BpmnWorkflow) -> dict[str, Any]:
     for task in sorted(wf.get_tasks(state=reached), key=lambda t: t.last_state_change):
         data.update(task.data)
     return data
+
+
+def _claimed_already(task: dict[str, Any], label: str, actor: Actor) -> bool:
+    """Whether the actor holds the open task already; TaskNotReady if it is closed, Conflict
+    naming the holder if someone else holds it; False if it is free to claim."""
+    if task["state"] != "open":
+        raise TaskNotReady(f"任务「{label}」已办结或取消")
+    if task["assignee"] and task["assignee"] != actor.name:
+        raise Conflict(f"任务「{label}」已由 {task['assignee']} 认领")
+    return task["assignee"] == actor.name
 
 
 def _not_your_role(label: str, role: str | None, actor: Actor) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from babel import Locale
 from flask import Flask, request, session
-from flask_babel import Babel, gettext, lazy_gettext
+from flask_babel import Babel, get_locale, gettext, lazy_gettext
 
 from domain.roles import ROLES
 
@@ -47,10 +47,22 @@ STATUS_NAMES = {
 
 
 def role_name(code: str | None) -> str:
-    """A role's name in the current language."""
-    if not code:
-        return gettext("任何人")
-    return gettext(ROLES[code]) if code in ROLES else code
+    """A role's name in the current language. Looked up once per language and role: task lists
+    ask it for every row, and gettext goes through Flask-Babel's context lookups each time."""
+    locale = get_locale()
+    key = (str(locale), code)
+    name = _ROLE_NAMES.get(key)
+    if name is None:
+        if not code:
+            name = gettext("任何人")
+        else:
+            name = gettext(ROLES[code]) if code in ROLES else code
+        if locale is not None:  # outside a request gettext answers untranslated: not kept
+            _ROLE_NAMES[key] = name
+    return name
+
+
+_ROLE_NAMES: dict[tuple[str, str | None], str] = {}
 
 
 def status_name(status: str) -> str:

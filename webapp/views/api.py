@@ -307,10 +307,8 @@ def tasks() -> Response:
                          search=query.q or None)
     more = len(rows) > query.limit
     rows = rows[:query.limit]
-    with eng.db.read() as s:
-        lights = deadlines.task_lights(s, rows, eng.clock.now()) if rows else {}
-    names: dict[str | None, str] = {}
-    return answer(S.TaskList, {"items": [_task(t, lights.get(t["id"]), names) for t in rows], "limit": query.limit,
+    lights = _lights(eng, rows)
+    return answer(S.TaskList, {"items": [_task(t, lights.get(t["id"])) for t in rows], "limit": query.limit,
                                "offset": query.offset, "next_offset": query.offset + query.limit if more else None})
 
 
@@ -321,9 +319,7 @@ def claim_task(task_id: int) -> Response:
     json_body(_Empty, required=False)
     eng = engine()
     task = eng.claim_task(task_id, current_actor())
-    with eng.db.read_engine.connect() as conn:
-        light = deadlines.task_lights(conn, [task], eng.clock.now()).get(task_id)
-    return answer(S.Task, _task(task, light))
+    return answer(S.Task, _task(task, _lights(eng, [task]).get(task_id)))
 
 
 @api.route("POST", "/tasks/<int:task_id>/release", summary="释放任务", tag=TASKS, errors=(403, 404, 409),
@@ -360,7 +356,7 @@ def complete_task(task_id: int) -> Response:
         ref = eng.complete_task(task_id, body.data, actor, expected_version=body.expected_version)
     except Conflict as err:
         raise engine_error(err, case=_case_ref(case_id)) from None
-    return answer(S.Completed, {**ref.__dict__, "open_tasks": [_task(t, None, {}) for t in eng.case_tasks(ref.id)]})
+    return answer(S.Completed, {**ref.__dict__, "open_tasks": [_task(t) for t in eng.case_tasks(ref.id)]})
 
 
 def _refuse_invalid_form(errors: list[dict[str, str]], what: str) -> None:
@@ -416,25 +412,20 @@ class _Empty(S.Request):
     """Endpoints that take no body accept an empty one or `{}`."""
 
 
-def _task(row: dict[str, Any], light: str | None = None, names: dict[str | None, str] | None = None
-          ) -> dict[str, Any]:
-    """A task as the API shows it; `names`: role names already looked up for this answer."""
-    role = row.get("role")
-    if names is None:
-        name = role_name(role)
-    elif role in names:
-        name = names[role]
-    else:
-        name = names[role] = role_name(role)
-    return {**row, "role_name": name, "light": light}
+def _task(row: dict[str, Any], light: str | None = None) -> dict[str, Any]:
+    return {**row, "role_name": role_name(row.get("role")), "light": light}
+
+
+def _lights(eng: Engine, rows: list[dict[str, Any]]) -> dict[int, str | None]:
+    """The deadline lights of the tasks, by task id."""
+    with eng.db.read_engine.connect() as conn:
+        return deadlines.task_lights(conn, rows, eng.clock.now())
 
 
 def _task_by_id(task_id: int) -> dict[str, Any]:
     eng = engine()
     row = eng.task(task_id)
-    with eng.db.read_engine.connect() as conn:
-        light = deadlines.task_lights(conn, [row], eng.clock.now()).get(task_id)
-    return _task(row, light)
+    return _task(row, _lights(eng, [row]).get(task_id))
 
 
 def _case_ref(case_id: int) -> dict[str, Any]:
